@@ -1,0 +1,428 @@
+//! IPAM config: the keys of the reference `host-local` plugin plus `exclude`.
+//!
+//! The raw section is canonicalized once into `IpamConfig`: every range has its subnet,
+//! start, end and gateway filled in and checked, so the allocator never sees an
+//! inconsistent range.
+
+use crate::env::CmdArgs;
+use crate::error::Error;
+use crate::netconf::{decode, NetConf};
+use crate::result::{Dns, Route};
+use ipnetwork::IpNetwork;
+use serde::Deserialize;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+
+/// One range as written in the config (`ranges[i][j]` or the legacy top-level keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RangeConf {
+    pub subnet: String,
+    #[serde(rename = "rangeStart", default)]
+    pub range_start: Option<String>,
+    #[serde(rename = "rangeEnd", default)]
+    pub range_end: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RouteConf {
+    pub dst: String,
+    #[serde(default)]
+    pub gw: Option<String>,
+}
+
+/// The `ipam` object of the config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IpamSection {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub subnet: Option<String>,
+    #[serde(rename = "rangeStart")]
+    pub range_start: Option<String>,
+    #[serde(rename = "rangeEnd")]
+    pub range_end: Option<String>,
+    pub gateway: Option<String>,
+    pub ranges: Vec<Vec<RangeConf>>,
+    pub routes: Vec<RouteConf>,
+    #[serde(rename = "dataDir")]
+    pub data_dir: Option<String>,
+    #[serde(rename = "resolvConf")]
+    pub resolv_conf: Option<String>,
+    pub exclude: Vec<String>,
+}
+
+/// A canonical range: `start..=end` inside `subnet`, `gateway` never handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    pub subnet: IpNetwork,
+    pub start: IpAddr,
+    pub end: IpAddr,
+    pub gateway: Option<IpAddr>,
+}
+
+impl Range {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.start.is_ipv4()
+            && ip_to_u128(ip) >= ip_to_u128(self.start)
+            && ip_to_u128(ip) <= ip_to_u128(self.end)
+    }
+
+    /// The address as the result's `address`: the IP with the subnet's prefix.
+    pub fn cidr(&self, ip: IpAddr) -> IpNetwork {
+        // The prefix comes from a valid network of the same family, so this cannot fail.
+        IpNetwork::new(ip, self.subnet.prefix()).unwrap_or(self.subnet)
+    }
+}
+
+/// One address per range set; within a set the first range with space wins.
+pub type RangeSet = Vec<Range>;
+
+#[derive(Debug, Clone)]
+pub struct IpamConfig {
+    pub network: String,
+    pub range_sets: Vec<RangeSet>,
+    pub routes: Vec<Route>,
+    pub data_dir: PathBuf,
+    pub exclude: Vec<IpNetwork>,
+    /// Addresses the runtime asked for (runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=).
+    pub requested: Vec<IpAddr>,
+    pub dns: Dns,
+}
+
+pub fn ip_to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address `n` of the same family as `like`; `None` past the family's end.
+pub fn u128_to_ip(n: u128, like: IpAddr) -> Option<IpAddr> {
+    match like {
+        IpAddr::V4(_) => u32::try_from(n).ok().map(|v| IpAddr::V4(v.into())),
+        IpAddr::V6(_) => Some(IpAddr::V6(n.into())),
+    }
+}
+
+pub fn next_ip(ip: IpAddr) -> Option<IpAddr> {
+    ip_to_u128(ip).checked_add(1).and_then(|n| u128_to_ip(n, ip))
+}
+
+fn parse_ip(s: &str, field: &str) -> Result<IpAddr, Error> {
+    s.parse().map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
+}
+
+fn parse_subnet(s: &str, field: &str) -> Result<IpNetwork, Error> {
+    let n: IpNetwork = s
+        .parse()
+        .map_err(|_| Error::config(format!("{field}: {s:?} is not a CIDR subnet (e.g. 10.88.0.0/16)")))?;
+    if n.ip() != n.network() {
+        return Err(Error::config(format!(
+            "{field}: {s:?} has host bits set; did you mean {}/{}?",
+            n.network(),
+            n.prefix()
+        )));
+    }
+    let bits = if n.is_ipv4() { 32 } else { 128 };
+    if n.prefix() + 2 > bits {
+        return Err(Error::config(format!("{field}: {s:?} is too small to allocate from (need /{} or larger)", bits - 2)));
+    }
+    Ok(n)
+}
+
+impl RangeConf {
+    /// Fills defaults the way host-local does: gateway = network+1, start = network+1,
+    /// end = broadcast-1 (IPv4) or the last address (IPv6).
+    pub fn canonicalize(&self, field: &str) -> Result<Range, Error> {
+        let subnet = parse_subnet(&self.subnet, &format!("{field}.subnet"))?;
+        let net = ip_to_u128(subnet.network());
+        let last = match subnet {
+            IpNetwork::V4(n) => u128::from(u32::from(n.broadcast())) - 1,
+            IpNetwork::V6(n) => ip_to_u128(IpAddr::V6(n.broadcast())),
+        };
+        let like = subnet.network();
+        let inside = |ip: IpAddr, what: &str| -> Result<IpAddr, Error> {
+            if !subnet.contains(ip) {
+                return Err(Error::config(format!("{field}.{what} {ip} is outside subnet {subnet}")));
+            }
+            Ok(ip)
+        };
+        let gateway = match &self.gateway {
+            Some(g) if !g.is_empty() => Some(inside(parse_ip(g, &format!("{field}.gateway"))?, "gateway")?),
+            _ => u128_to_ip(net + 1, like),
+        };
+        let start = match &self.range_start {
+            Some(s) if !s.is_empty() => inside(parse_ip(s, &format!("{field}.rangeStart"))?, "rangeStart")?,
+            _ => u128_to_ip(net + 1, like).unwrap_or(like),
+        };
+        let end = match &self.range_end {
+            Some(s) if !s.is_empty() => inside(parse_ip(s, &format!("{field}.rangeEnd"))?, "rangeEnd")?,
+            _ => u128_to_ip(last, like).unwrap_or(like),
+        };
+        let (s, e) = (ip_to_u128(start), ip_to_u128(end));
+        if s > e {
+            return Err(Error::config(format!("{field}: rangeStart {start} is after rangeEnd {end}")));
+        }
+        if s == net || (subnet.is_ipv4() && e == last + 1) {
+            return Err(Error::config(format!(
+                "{field}: the range {start}-{end} includes the network or broadcast address of {subnet}"
+            )));
+        }
+        Ok(Range { subnet, start, end, gateway })
+    }
+}
+
+fn overlaps(a: &Range, b: &Range) -> bool {
+    a.start.is_ipv4() == b.start.is_ipv4()
+        && ip_to_u128(a.start) <= ip_to_u128(b.end)
+        && ip_to_u128(b.start) <= ip_to_u128(a.end)
+}
+
+fn parse_requested(s: &str, field: &str) -> Result<IpAddr, Error> {
+    // Runtimes send both "10.1.2.3" and "10.1.2.3/24" (the ips capability uses CIDR).
+    let ip = s.split('/').next().unwrap_or(s);
+    ip.parse().map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
+}
+
+impl IpamSection {
+    fn range_sets(&self, runtime: &[Vec<RangeConf>]) -> Result<Vec<RangeSet>, Error> {
+        let mut raw: Vec<(String, Vec<RangeConf>)> = Vec::new();
+        // runtimeConfig.ipRanges replaces the configured ranges (host-local semantics).
+        if !runtime.is_empty() {
+            raw.extend(runtime.iter().enumerate().map(|(i, s)| (format!("runtimeConfig.ipRanges[{i}]"), s.clone())));
+        } else {
+            if let Some(subnet) = self.subnet.as_ref().filter(|s| !s.is_empty()) {
+                let legacy = RangeConf {
+                    subnet: subnet.clone(),
+                    range_start: self.range_start.clone(),
+                    range_end: self.range_end.clone(),
+                    gateway: self.gateway.clone(),
+                };
+                raw.push(("ipam".into(), vec![legacy]));
+            }
+            raw.extend(self.ranges.iter().enumerate().map(|(i, s)| (format!("ipam.ranges[{i}]"), s.clone())));
+        }
+        let mut sets = Vec::new();
+        for (field, set) in raw {
+            if set.is_empty() {
+                return Err(Error::config(format!("{field} is an empty range set")));
+            }
+            let ranges = set
+                .iter()
+                .enumerate()
+                .map(|(j, r)| r.canonicalize(&format!("{field}[{j}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            sets.push(ranges);
+        }
+        let all: Vec<&Range> = sets.iter().flatten().collect();
+        for (i, a) in all.iter().enumerate() {
+            if let Some(b) = all[i + 1..].iter().find(|b| overlaps(a, b)) {
+                return Err(Error::config(format!(
+                    "ipam ranges overlap: {}-{} and {}-{}",
+                    a.start, a.end, b.start, b.end
+                )));
+            }
+        }
+        Ok(sets)
+    }
+
+    fn routes(&self) -> Result<Vec<Route>, Error> {
+        self.routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let f = format!("ipam.routes[{i}]");
+                let dst: IpNetwork = r
+                    .dst
+                    .parse()
+                    .map_err(|_| Error::config(format!("{f}.dst: {:?} is not a CIDR", r.dst)))?;
+                let gw = r.gw.as_deref().filter(|g| !g.is_empty()).map(|g| parse_ip(g, &format!("{f}.gw"))).transpose()?;
+                Ok(Route::new(dst, gw))
+            })
+            .collect()
+    }
+}
+
+impl IpamConfig {
+    /// Builds the IPAM config from the whole plugin config (the IPAM plugin receives
+    /// all of it, per the spec) and the CNI_ARGS of this call.
+    pub fn from_netconf(conf: &NetConf, args: &CmdArgs) -> Result<IpamConfig, Error> {
+        let raw = conf
+            .ipam
+            .as_ref()
+            .ok_or_else(|| Error::config("\"ipam\" is missing: give e.g. {\"type\":\"vbridge-ipam\",\"subnet\":\"10.88.0.0/16\"}"))?;
+        Self::from_section(&conf.name, raw, conf, args)
+    }
+
+    pub fn from_section(network: &str, raw: &Value, conf: &NetConf, args: &CmdArgs) -> Result<IpamConfig, Error> {
+        let sec: IpamSection = decode(raw, "ipam")?;
+        let range_sets = sec.range_sets(&conf.runtime_config.ip_ranges)?;
+        if range_sets.is_empty() {
+            return Err(Error::config("ipam: no \"subnet\" or \"ranges\" configured"));
+        }
+        let exclude = sec
+            .exclude
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let f = format!("ipam.exclude[{i}]");
+                if e.contains('/') {
+                    e.parse::<IpNetwork>().map_err(|_| Error::config(format!("{f}: {e:?} is not a CIDR")))
+                } else {
+                    parse_ip(e, &f).and_then(|ip| IpNetwork::new(ip, if ip.is_ipv4() { 32 } else { 128 }).map_err(|x| Error::config(x.to_string())))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut requested = Vec::new();
+        for (i, s) in conf.runtime_config.ips.iter().enumerate() {
+            requested.push(parse_requested(s, &format!("runtimeConfig.ips[{i}]"))?);
+        }
+        for (i, s) in conf.args.cni.ips.iter().enumerate() {
+            requested.push(parse_requested(s, &format!("args.cni.ips[{i}]"))?);
+        }
+        for s in &args.args.ip {
+            requested.push(parse_requested(s, "CNI_ARGS IP")?);
+        }
+        requested.dedup();
+        let dns = match &sec.resolv_conf {
+            Some(p) if !p.is_empty() => parse_resolv_conf(p)?,
+            _ => Dns::default(),
+        };
+        Ok(IpamConfig {
+            network: network.to_string(),
+            range_sets,
+            routes: sec.routes()?,
+            data_dir: PathBuf::from(sec.data_dir.as_deref().filter(|d| !d.is_empty()).unwrap_or(DEFAULT_DATA_DIR)),
+            exclude,
+            requested,
+            dns,
+        })
+    }
+
+    pub fn is_excluded(&self, ip: IpAddr) -> bool {
+        self.exclude.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// Reads nameserver/domain/search/options lines of a resolv.conf into `dns`.
+pub fn parse_resolv_conf(path: &str) -> Result<Dns, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("ipam.resolvConf: cannot read {path}: {e}")))?;
+    Ok(dns_from_resolv(&text))
+}
+
+pub fn dns_from_resolv(text: &str) -> Dns {
+    let mut dns = Dns::default();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => dns.nameservers.extend(w.next().map(str::to_string)),
+            Some("domain") => dns.domain = w.next().unwrap_or_default().to_string(),
+            Some("search") => dns.search = w.map(str::to_string).collect(),
+            Some("options") => dns.options.extend(w.map(str::to_string)),
+            _ => {}
+        }
+    }
+    dns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn conf(ipam: &str) -> Result<IpamConfig, Error> {
+        let doc = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipam":{ipam}}}"#);
+        let (_, c, _) = NetConf::parse(doc.as_bytes())?;
+        IpamConfig::from_netconf(&c, &CmdArgs::default())
+    }
+
+    #[test]
+    fn legacy_subnet_defaults() {
+        let c = conf(r#"{"type":"vbridge-ipam","subnet":"10.1.0.0/24"}"#).expect("ok");
+        let r = &c.range_sets[0][0];
+        assert_eq!(r.start.to_string(), "10.1.0.1");
+        assert_eq!(r.end.to_string(), "10.1.0.254");
+        assert_eq!(r.gateway.map(|g| g.to_string()).as_deref(), Some("10.1.0.1"));
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn v6_defaults() {
+        let c = conf(r#"{"type":"vbridge-ipam","ranges":[[{"subnet":"fd00:1::/64"}]]}"#).expect("ok");
+        let r = &c.range_sets[0][0];
+        assert_eq!(r.start.to_string(), "fd00:1::1");
+        assert_eq!(r.end.to_string(), "fd00:1::ffff:ffff:ffff:ffff");
+    }
+
+    #[test]
+    fn bad_ranges_are_code_7() {
+        for bad in [
+            r#"{"subnet":"10.1.0.5/24"}"#,
+            r#"{"subnet":"10.1.0.5/32"}"#,
+            r#"{"subnet":"10.1.0.4/31"}"#,
+            r#"{"subnet":"garbage"}"#,
+            r#"{"subnet":"10.1.0.0/24","rangeStart":"10.2.0.1"}"#,
+            r#"{"subnet":"10.1.0.0/24","gateway":"10.2.0.1"}"#,
+            r#"{"subnet":"10.1.0.0/24","rangeStart":"10.1.0.9","rangeEnd":"10.1.0.3"}"#,
+            r#"{"ranges":[[{"subnet":"10.1.0.0/24"}],[{"subnet":"10.1.0.0/25"}]]}"#,
+            r#"{"ranges":[[]]}"#,
+            r#"{}"#,
+            r#"{"subnet":"10.1.0.0/24","exclude":["nope"]}"#,
+        ] {
+            let e = conf(bad).expect_err(bad);
+            assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn error_names_field() {
+        let e = conf(r#"{"subnet":"10.1.0.0/24","rangeStart":"10.2.0.1"}"#).unwrap_err();
+        assert!(e.to_string().contains("rangeStart"), "{e}");
+    }
+
+    #[test]
+    fn requested_from_all_sources() {
+        let doc = r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipam":{"subnet":"10.1.0.0/24"},
+            "runtimeConfig":{"ips":["10.1.0.7/24"]},"args":{"cni":{"ips":["10.1.0.8"]}}}"#;
+        let (_, c, _) = NetConf::parse(doc.as_bytes()).expect("ok");
+        let args = CmdArgs { args: crate::env::CniArgs::parse("IP=10.1.0.9").expect("args"), ..Default::default() };
+        let i = IpamConfig::from_netconf(&c, &args).expect("ok");
+        let got: Vec<String> = i.requested.iter().map(|a| a.to_string()).collect();
+        assert_eq!(got, ["10.1.0.7", "10.1.0.8", "10.1.0.9"]);
+    }
+
+    #[test]
+    fn ip_ranges_capability_replaces_ranges() {
+        let doc = r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipam":{"subnet":"10.1.0.0/24"},
+            "runtimeConfig":{"ipRanges":[[{"subnet":"10.9.0.0/24"}]]}}"#;
+        let (_, c, _) = NetConf::parse(doc.as_bytes()).expect("ok");
+        let i = IpamConfig::from_netconf(&c, &CmdArgs::default()).expect("ok");
+        assert_eq!(i.range_sets.len(), 1);
+        assert_eq!(i.range_sets[0][0].subnet.to_string(), "10.9.0.0/24");
+    }
+
+    #[test]
+    fn resolv() {
+        let d = dns_from_resolv("nameserver 1.1.1.1\nsearch a b\ndomain x\noptions ndots:5\n# c\n");
+        assert_eq!(d.nameservers, ["1.1.1.1"]);
+        assert_eq!(d.search, ["a", "b"]);
+        assert_eq!(d.domain, "x");
+        assert_eq!(d.options, ["ndots:5"]);
+    }
+
+    #[test]
+    fn exclude_and_next() {
+        let c = conf(r#"{"subnet":"10.1.0.0/24","exclude":["10.1.0.5","10.1.0.64/26"]}"#).expect("ok");
+        assert!(c.is_excluded("10.1.0.5".parse().expect("ip")));
+        assert!(c.is_excluded("10.1.0.100".parse().expect("ip")));
+        assert!(!c.is_excluded("10.1.0.6".parse().expect("ip")));
+        assert_eq!(next_ip("10.0.0.255".parse().expect("ip")).map(|i| i.to_string()).as_deref(), Some("10.0.1.0"));
+        assert!(next_ip("255.255.255.255".parse().expect("ip")).is_none());
+    }
+}

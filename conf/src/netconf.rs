@@ -1,0 +1,382 @@
+//! The plugin config on stdin: the keys of the reference `bridge` plugin plus ours.
+//!
+//! Parsing happens in two steps so the error codes are right: the bytes become a JSON
+//! value (syntax → 6), the spec's mandatory keys are checked (version → 1, name/type → 7),
+//! then the typed struct is decoded with the failing field's path in the message (→ 6),
+//! and finally value ranges are validated (→ 7).
+
+use crate::env::Attachment;
+use crate::error::Error;
+use crate::result::Dns;
+use crate::validate::is_valid_id;
+use crate::version::Version;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Parses JSON bytes into a value; invalid JSON, a too deep document, or a non-object
+/// are decode errors (code 6).
+pub fn parse_value(bytes: &[u8]) -> Result<Value, Error> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Decode { what: "network config".into(), msg: e.to_string() })?;
+    if !v.is_object() {
+        return Err(Error::Decode { what: "network config".into(), msg: "expected a JSON object".into() });
+    }
+    Ok(v)
+}
+
+/// Decodes `v` into `T`, naming the offending field on failure.
+pub fn decode<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T, Error> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        Error::Decode { what: format!("{what} field {path:?}"), msg: e.into_inner().to_string() }
+    })
+}
+
+/// The keys every CNI plugin config has.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub version: Version,
+    pub name: String,
+    pub kind: String,
+}
+
+impl Common {
+    /// Checks `cniVersion`, `name` and `type` from a raw config value.
+    pub fn from_value(v: &Value) -> Result<Common, Error> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str);
+        let version = match v.get("cniVersion") {
+            None => Version::parse("")?,
+            Some(Value::String(s)) => Version::parse(s)?,
+            Some(other) => return Err(Error::Version(format!("cniVersion must be a string, got {other}"))),
+        };
+        let name = s("name").unwrap_or_default().to_string();
+        if name.is_empty() {
+            return Err(Error::config("\"name\" is missing: every network needs a name"));
+        }
+        if !is_valid_id(&name) {
+            return Err(Error::config(format!(
+                "\"name\" {name:?} is invalid: it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ (it becomes a directory name)"
+            )));
+        }
+        let kind = s("type").unwrap_or_default().to_string();
+        if kind.is_empty() || kind.contains('/') {
+            return Err(Error::config(format!(
+                "\"type\" {kind:?} is invalid: it must name the plugin binary, e.g. \"vbridge\""
+            )));
+        }
+        Ok(Common { version, name, kind })
+    }
+}
+
+/// `runtimeConfig`: capability arguments the runtime fills in. Unknown keys are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RuntimeConfig {
+    pub ips: Vec<String>,
+    #[serde(rename = "ipRanges")]
+    pub ip_ranges: Vec<Vec<crate::ipamconf::RangeConf>>,
+    pub mac: Option<String>,
+}
+
+/// `args.cni`: the conventions' per-attachment metadata. Unknown keys are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ArgsCni {
+    pub ips: Vec<String>,
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Args {
+    pub cni: ArgsCni,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct TrunkEntry {
+    pub id: Option<u32>,
+    #[serde(rename = "minID")]
+    pub min_id: Option<u32>,
+    #[serde(rename = "maxID")]
+    pub max_id: Option<u32>,
+}
+
+/// The whole config of a `vbridge` (or `vbridge-ipam`) invocation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NetConf {
+    #[serde(rename = "cniVersion")]
+    pub cni_version: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ipam: Option<Value>,
+    pub dns: Option<Dns>,
+    #[serde(rename = "runtimeConfig")]
+    pub runtime_config: RuntimeConfig,
+    pub args: Args,
+    #[serde(rename = "prevResult")]
+    pub prev_result: Option<Value>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    pub valid_attachments: Option<Vec<Attachment>>,
+    #[serde(rename = "cni.dev/attachments")]
+    pub attachments: Option<Vec<Attachment>>,
+    #[serde(rename = "logFile")]
+    pub log_file: Option<String>,
+    #[serde(rename = "logLevel")]
+    pub log_level: Option<String>,
+
+    // Reference `bridge` keys.
+    pub bridge: Option<String>,
+    #[serde(rename = "isGateway")]
+    pub is_gateway: bool,
+    #[serde(rename = "isDefaultGateway")]
+    pub is_default_gateway: bool,
+    #[serde(rename = "forceAddress")]
+    pub force_address: bool,
+    #[serde(rename = "ipMasq")]
+    pub ip_masq: bool,
+    pub mtu: Option<u32>,
+    #[serde(rename = "hairpinMode")]
+    pub hairpin_mode: bool,
+    #[serde(rename = "promiscMode")]
+    pub promisc_mode: bool,
+    pub vlan: Option<u32>,
+    #[serde(rename = "vlanTrunk")]
+    pub vlan_trunk: Option<Vec<TrunkEntry>>,
+    #[serde(rename = "preserveDefaultVlan")]
+    pub preserve_default_vlan: bool,
+    pub enabledad: bool,
+    #[serde(rename = "portIsolation")]
+    pub port_isolation: bool,
+    #[serde(rename = "macspoofchk")]
+    pub mac_spoof_chk: bool,
+    #[serde(rename = "disableContainerInterface")]
+    pub disable_container_interface: bool,
+
+    // vbridge's own keys.
+    /// Drop traffic routed between this network and other vbridge networks.
+    pub isolate: bool,
+    /// Where vbridge keeps its per-network attachment bookkeeping.
+    #[serde(rename = "stateDir")]
+    pub state_dir: Option<String>,
+}
+
+pub const DEFAULT_BRIDGE: &str = "cni0";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/vbridge";
+
+impl NetConf {
+    /// Parses and validates stdin for the main plugin.
+    pub fn parse(bytes: &[u8]) -> Result<(Common, NetConf, Value), Error> {
+        let v = parse_value(bytes)?;
+        let common = Common::from_value(&v)?;
+        let conf: NetConf = decode(&v, "network config")?;
+        conf.validate()?;
+        Ok((common, conf, v))
+    }
+
+    pub fn bridge_name(&self) -> &str {
+        self.bridge.as_deref().filter(|b| !b.is_empty()).unwrap_or(DEFAULT_BRIDGE)
+    }
+
+    pub fn state_dir(&self) -> &str {
+        self.state_dir.as_deref().filter(|b| !b.is_empty()).unwrap_or(DEFAULT_STATE_DIR)
+    }
+
+    /// Gateway mode: `isDefaultGateway` implies `isGateway`, as in the reference.
+    pub fn gateway_mode(&self) -> bool {
+        self.is_gateway || self.is_default_gateway
+    }
+
+    /// Container MAC: `CNI_ARGS MAC=` < `args.cni.mac` < `runtimeConfig.mac` (later wins).
+    pub fn mac<'a>(&'a self, cni_args_mac: Option<&'a str>) -> Option<&'a str> {
+        self.runtime_config
+            .mac
+            .as_deref()
+            .or(self.args.cni.mac.as_deref())
+            .or(cni_args_mac)
+            .filter(|m| !m.is_empty())
+    }
+
+    /// GC's list of live attachments; libcni sends both spellings (cni#1101).
+    pub fn gc_valid_attachments(&self) -> Option<Vec<Attachment>> {
+        match (&self.valid_attachments, &self.attachments) {
+            (None, None) => None,
+            (a, b) => {
+                let mut all: Vec<Attachment> =
+                    a.iter().chain(b.iter()).flatten().cloned().collect();
+                all.sort();
+                all.dedup();
+                Some(all)
+            }
+        }
+    }
+
+    /// All VIDs of `vlanTrunk`, validated (1–4094, min ≤ max) and sorted.
+    pub fn trunk_vids(&self) -> Result<Vec<u16>, Error> {
+        let mut out = Vec::new();
+        for (i, t) in self.vlan_trunk.iter().flatten().enumerate() {
+            let field = format!("vlanTrunk[{i}]");
+            let (lo, hi) = match (t.id, t.min_id, t.max_id) {
+                (Some(id), None, None) => (id, id),
+                (None, Some(a), Some(b)) => (a, b),
+                _ => {
+                    return Err(Error::config(format!(
+                        "{field}: give either \"id\" or both \"minID\" and \"maxID\""
+                    )))
+                }
+            };
+            for (k, v) in [("id/minID", lo), ("id/maxID", hi)] {
+                if !(1..=4094).contains(&v) {
+                    return Err(Error::config(format!("{field}: {k} {v} is outside 1-4094")));
+                }
+            }
+            if lo > hi {
+                return Err(Error::config(format!("{field}: minID {lo} is greater than maxID {hi}")));
+            }
+            // Bounded by 1..=4094 above, so the cast is exact.
+            out.extend((lo..=hi).map(|v| v as u16));
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(m) = self.mtu {
+            if !(68..=65535).contains(&m) {
+                return Err(Error::config(format!("\"mtu\" {m} is outside 68-65535")));
+            }
+        }
+        if let Some(v) = self.vlan {
+            if v > 4094 {
+                return Err(Error::config(format!("\"vlan\" {v} is outside 0-4094")));
+            }
+        }
+        let trunk = self.trunk_vids()?;
+        if let Some(v) = self.vlan.filter(|v| *v != 0) {
+            if trunk.iter().any(|t| u32::from(*t) == v) {
+                return Err(Error::config(format!(
+                    "\"vlanTrunk\" contains {v}, which is already the access \"vlan\""
+                )));
+            }
+        }
+        if let Some(b) = &self.bridge {
+            if let Some(p) = crate::validate::interface_name_problem(b).filter(|_| !b.is_empty()) {
+                return Err(Error::config(format!("\"bridge\" {b:?} {p}")));
+            }
+        }
+        if self.hairpin_mode && self.promisc_mode {
+            return Err(Error::config("\"hairpinMode\" and \"promiscMode\" cannot both be true"));
+        }
+        if let Some(l) = &self.log_level {
+            if crate::log::parse_level(l).is_none() {
+                return Err(Error::config(format!(
+                    "\"logLevel\" {l:?} is invalid: use error, warn, info, debug or trace"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    fn parse(s: &str) -> Result<NetConf, Error> {
+        NetConf::parse(s.as_bytes()).map(|(_, c, _)| c)
+    }
+
+    const OK: &str = r#"{"cniVersion":"1.0.0","name":"net1","type":"vbridge","bridge":"br0",
+        "isGateway":true,"ipMasq":true,"mtu":1400,"ipam":{"type":"vbridge-ipam","subnet":"10.1.0.0/24"}}"#;
+
+    #[test]
+    fn parses_reference_keys() {
+        let c = parse(OK).expect("ok");
+        assert_eq!(c.bridge_name(), "br0");
+        assert!(c.gateway_mode() && c.ip_masq);
+        assert_eq!(c.mtu, Some(1400));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(r#"{"cniVersion":"1.1.0","name":"n","type":"vbridge"}"#).expect("ok");
+        assert_eq!(c.bridge_name(), "cni0");
+        assert_eq!(c.state_dir(), DEFAULT_STATE_DIR);
+    }
+
+    fn code(s: &str) -> ErrorCode {
+        parse(s).expect_err(s).code()
+    }
+
+    #[test]
+    fn error_codes() {
+        assert_eq!(code("{not json"), ErrorCode::Decode);
+        assert_eq!(code("[1,2]"), ErrorCode::Decode);
+        assert_eq!(code(r#"{"name":"n","type":"vbridge"}"#), ErrorCode::IncompatibleVersion);
+        assert_eq!(code(r#"{"cniVersion":"0.2.0","name":"n","type":"vbridge"}"#), ErrorCode::IncompatibleVersion);
+        assert_eq!(code(r#"{"cniVersion":"1.0.0","type":"vbridge"}"#), ErrorCode::InvalidConfig);
+        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"../../etc","type":"vbridge"}"#), ErrorCode::InvalidConfig);
+        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"n"}"#), ErrorCode::InvalidConfig);
+        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","mtu":10}"#), ErrorCode::InvalidConfig);
+        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":5000}"#), ErrorCode::InvalidConfig);
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","mtu":"big"}"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Decode);
+        assert!(e.to_string().contains("mtu"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let doc = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","x":{deep}}}"#);
+        assert_eq!(parse(&doc).unwrap_err().code(), ErrorCode::Decode);
+    }
+
+    #[test]
+    fn big_document() {
+        let pad = "x".repeat(1 << 20);
+        let doc = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","pad":"{pad}"}}"#);
+        assert!(parse(&doc).is_ok());
+    }
+
+    #[test]
+    fn trunks() {
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":10,
+            "vlanTrunk":[{"id":20},{"minID":30,"maxID":32}]}"#).expect("ok");
+        assert_eq!(c.trunk_vids().expect("vids"), vec![20, 30, 31, 32]);
+        for bad in [
+            r#"[{"id":0}]"#,
+            r#"[{"id":4095}]"#,
+            r#"[{"minID":5,"maxID":3}]"#,
+            r#"[{"minID":5}]"#,
+            r#"[{"id":10}]"#,
+        ] {
+            let s = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":10,"vlanTrunk":{bad}}}"#);
+            assert_eq!(code(&s), ErrorCode::InvalidConfig, "{bad}");
+        }
+    }
+
+    #[test]
+    fn mac_precedence() {
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge",
+            "args":{"cni":{"mac":"02:00:00:00:00:02"}},"runtimeConfig":{"mac":"02:00:00:00:00:03","portMappings":[]}}"#)
+        .expect("ok");
+        assert_eq!(c.mac(Some("02:00:00:00:00:01")), Some("02:00:00:00:00:03"));
+    }
+
+    #[test]
+    fn gc_lists_merge() {
+        let c = parse(r#"{"cniVersion":"1.1.0","name":"n","type":"vbridge",
+            "cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}],
+            "cni.dev/attachments":[{"containerID":"a","ifname":"eth0"},{"containerID":"b","ifname":"eth0"}]}"#)
+        .expect("ok");
+        assert_eq!(c.gc_valid_attachments().map(|v| v.len()), Some(2));
+    }
+}
