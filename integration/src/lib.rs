@@ -1,0 +1,37 @@
+//! A small libcni-like harness that runs CNI plugin binaries the way a container runtime does,
+//! confined to throwaway network namespaces.
+//!
+//! Building blocks:
+//! - [`netns::Netns`]: a named namespace (`ip netns add vbt-<pid>-<n>`), emptied and removed on drop;
+//!   [`netns::NetnsGuard`] enters one on the current thread and restores on drop.
+//! - [`exec::exec`]: one raw plugin call (env cleared except `PATH`, the plugin process `setns`es
+//!   into the fake host netns before `exec`), returning [`exec::Output`] with the parsed CNI error.
+//! - [`runtime::Runtime`]: conflist ADD/CHECK/DEL/GC/STATUS like libcni: injects `name`,
+//!   `cniVersion`, `prevResult` and `runtimeConfig`, strips `capabilities`, caches the final ADD
+//!   result per (container id, ifname).
+//! - [`ip`]: `ip -j` queries, `ping`, `nft` tables, commands inside a netns.
+//! - [`probe`]: a one-shot TCP listener and client living in chosen namespaces, to see which source
+//!   address a peer really uses (masquerade, port forwarding).
+//! - [`fixture`]: per-test worlds (fake host netns, temp dirs, unique names and subnets, an
+//!   "outside" netns wired to the host) and vbridge config builders.
+//!
+//! Binaries come from `VBRIDGE_BIN_DIR`, else `$CARGO_TARGET_DIR/debug`, else
+//! `<workspace>/target/debug` — `cargo test -p integration` does not build them: run
+//! `cargo build --workspace` first. The reference plugins come from `/usr/lib/cni`.
+//! Everything here needs root; the machine's own network namespace is never modified.
+
+pub mod exec;
+pub mod fixture;
+pub mod ip;
+pub mod netns;
+pub mod paths;
+pub mod probe;
+pub mod result;
+pub mod runtime;
+pub mod tmp;
+
+pub use exec::{exec, CniError, Output};
+pub use fixture::{Container, Outside, Subnet, TestNet};
+pub use netns::{Netns, NetnsGuard};
+pub use runtime::{Attachment, CniFailure, Runtime};
+pub use tmp::TempDir;

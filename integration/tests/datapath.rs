@@ -1,0 +1,73 @@
+//! Traffic across the bridge and masquerade towards an "outside" namespace.
+
+use std::net::SocketAddr;
+
+use integration::result::{gateway_of, ip_of};
+use integration::{ip, probe, Container, TestNet};
+
+fn masq_table(net: &TestNet) -> (String, String) {
+    ("inet".to_string(), format!("vbridge-{}", net.name))
+}
+
+#[test]
+fn containers_ping_each_other_and_gateway() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let (a, b) = (Container::new(), Container::new());
+    let ra = rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
+    let rb = rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
+    assert_ne!(ip_of(&ra), ip_of(&rb));
+    assert!(ip::ping(&a.ns, gateway_of(&ra)), "a → gateway");
+    assert!(ip::ping(&b.ns, gateway_of(&rb)), "b → gateway");
+    assert!(ip::ping(&a.ns, ip_of(&rb)), "a → b");
+    assert!(ip::ping(&b.ns, ip_of(&ra)), "b → a");
+    rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
+    rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
+}
+
+#[test]
+fn masquerade_hides_container_address() {
+    let net = TestNet::new();
+    let out = net.outside();
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert!(
+        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "no masquerade table"
+    );
+    let target = SocketAddr::from((out.addr, 7000));
+    let listener = probe::Listener::spawn(&out.ns, target).expect("listen outside");
+    probe::connect(&c.ns, target).expect("connect from container");
+    let peer = listener.peer().expect("accept");
+    assert_eq!(
+        peer.ip(),
+        out.host_addr,
+        "outside saw {peer}; container is {}",
+        ip_of(&res)
+    );
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    assert!(
+        !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "masquerade table survived the last DEL"
+    );
+}
+
+#[test]
+fn masquerade_table_lives_until_last_attachment() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let (a, b) = (Container::new(), Container::new());
+    rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
+    rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
+    rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
+    assert!(
+        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "table gone while b is attached"
+    );
+    rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
+    assert!(
+        !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "table survived the last DEL"
+    );
+}

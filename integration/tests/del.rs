@@ -1,0 +1,64 @@
+//! DEL is idempotent and best-effort: repeated, after the netns is gone, without a netns.
+
+use integration::{ip, paths, Container, TestNet};
+use serde_json::json;
+
+/// No veth left in the host netns and none on the bridge.
+fn assert_no_host_veth(net: &TestNet) {
+    let veths: Vec<_> = ip::links(&net.host)
+        .into_iter()
+        .filter(|l| l.kind() == Some("veth"))
+        .collect();
+    assert!(veths.is_empty(), "veths left in host: {veths:?}");
+    assert!(ip::bridge_ports(&net.host, &net.bridge).is_empty());
+}
+
+#[test]
+fn del_twice_succeeds() {
+    let net = TestNet::with_prefix(30);
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL 1: {e}"));
+    rt.del(&c.att)
+        .unwrap_or_else(|e| panic!("DEL 2 (no prevResult): {e}"));
+    let mut conf = net.flat_config("1.0.0");
+    conf["prevResult"] = json!(res);
+    let out = net.call(
+        &paths::vbridge(),
+        "DEL",
+        &c.att,
+        conf.to_string().as_bytes(),
+    );
+    assert!(
+        out.success() && out.stdout.trim().is_empty(),
+        "DEL 3 (stale prevResult): {out}"
+    );
+    assert_no_host_veth(&net);
+    assert!(net.pool_has_free_address(), "address not released");
+}
+
+#[test]
+fn del_after_netns_deleted_cleans_up() {
+    let net = TestNet::with_prefix(30);
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let att = c.att.clone();
+    c.ns.delete();
+    rt.del(&att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    assert_no_host_veth(&net);
+    assert!(net.pool_has_free_address(), "address not released");
+}
+
+#[test]
+fn del_with_empty_netns_succeeds() {
+    let net = TestNet::with_prefix(30);
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let mut att = c.att.clone();
+    att.netns = String::new();
+    rt.del(&att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    assert!(net.pool_has_free_address(), "address not released");
+}

@@ -1,0 +1,153 @@
+//! ADD → CHECK → DEL for every result version, plus GC and STATUS (1.1.0).
+
+use integration::result::{cidr_of, gateway_of, has_route};
+use integration::runtime::version_at_least;
+use integration::{ip, paths, Container, TestNet};
+use serde_json::Value;
+
+/// Asserts the vbridge result layout: [bridge, host veth, container iface].
+fn assert_result_shape(net: &TestNet, c: &Container, res: &Value, version: &str) {
+    assert_eq!(res["cniVersion"], version, "{res}");
+    let ifaces = res["interfaces"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no interfaces: {res}"));
+    assert_eq!(ifaces.len(), 3, "{res}");
+    assert_eq!(ifaces[0]["name"], net.bridge.as_str());
+    assert!(
+        ifaces[1]["sandbox"].as_str().unwrap_or("").is_empty(),
+        "host veth has a sandbox: {res}"
+    );
+    assert_eq!(ifaces[2]["name"], "eth0");
+    assert_eq!(ifaces[2]["sandbox"], c.ns.path_str().as_str());
+    let ip0 = &res["ips"][0];
+    assert_eq!(ip0["interface"], 2, "{res}");
+    let expect_version = !version_at_least(version, "1.0.0");
+    assert_eq!(
+        ip0.get("version").is_some(),
+        expect_version,
+        "ips[].version for {version}: {res}"
+    );
+    if expect_version {
+        assert_eq!(ip0["version"], "4");
+    }
+    assert!(has_route(res, "0.0.0.0/0"), "no default route: {res}");
+}
+
+/// Asserts the kernel state matches the result.
+fn assert_plumbed(net: &TestNet, c: &Container, res: &Value) {
+    let (addr, prefix) = cidr_of(res);
+    let gw = gateway_of(res);
+    assert!(net.subnet.contains(addr), "{addr} outside {}", net.subnet);
+    assert!(
+        ip::addrs(&c.ns, "eth0").contains(&(addr, prefix)),
+        "eth0 lacks {addr}/{prefix}"
+    );
+    assert!(
+        ip::addrs(&net.host, &net.bridge)
+            .iter()
+            .any(|(a, _)| *a == gw),
+        "bridge lacks gateway {gw}"
+    );
+    let host_veth = res["interfaces"][1]["name"].as_str().unwrap_or_default();
+    let port = ip::link(&net.host, host_veth).unwrap_or_else(|| panic!("no host veth {host_veth}"));
+    assert_eq!(port.master.as_deref(), Some(net.bridge.as_str()));
+    let default = ip::routes(&c.ns).into_iter().find(|r| r.dst == "default");
+    assert_eq!(default.and_then(|r| r.gateway), Some(gw.to_string()));
+}
+
+fn lifecycle(version: &str) {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist(version));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_result_shape(&net, &c, &res, version);
+    assert_plumbed(&net, &c, &res);
+    if version_at_least(version, "0.4.0") {
+        let outs = rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+        assert!(
+            outs.iter().all(|o| o.stdout.trim().is_empty()),
+            "CHECK printed: {outs:?}"
+        );
+    }
+    let outs = rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    assert!(
+        outs.iter().all(|o| o.stdout.trim().is_empty()),
+        "DEL printed: {outs:?}"
+    );
+    assert!(
+        ip::link(&c.ns, "eth0").is_none(),
+        "container iface survived DEL"
+    );
+    assert!(
+        ip::bridge_ports(&net.host, &net.bridge).is_empty(),
+        "host veth survived DEL"
+    );
+}
+
+#[test]
+fn add_check_del_0_3_1() {
+    lifecycle("0.3.1");
+}
+
+#[test]
+fn add_check_del_0_4_0() {
+    lifecycle("0.4.0");
+}
+
+#[test]
+fn add_check_del_1_0_0() {
+    lifecycle("1.0.0");
+}
+
+#[test]
+fn add_check_del_1_1_0() {
+    lifecycle("1.1.0");
+}
+
+#[test]
+fn status_succeeds() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    rt.status().unwrap_or_else(|e| panic!("STATUS: {e}"));
+}
+
+/// GC keeps an attachment listed as valid: it still works and still holds its address.
+#[test]
+fn gc_keeps_listed_attachment() {
+    let net = TestNet::with_prefix(30);
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    rt.gc(&[(c.id(), "eth0")])
+        .unwrap_or_else(|e| panic!("GC: {e}"));
+    assert!(
+        ip::ping(&c.ns, gateway_of(&res)),
+        "listed attachment broken by GC"
+    );
+    assert!(
+        !net.pool_has_free_address(),
+        "GC released a listed attachment's address"
+    );
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}
+
+/// GC releases the reservation of an attachment the runtime forgot (no DEL ever came).
+#[test]
+fn gc_releases_unlisted_reservation() {
+    let net = TestNet::with_prefix(30);
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    let c = Container::new();
+    let conf = net.flat_config("1.1.0").to_string();
+    let add = net.call(&paths::vbridge(), "ADD", &c.att, conf.as_bytes());
+    assert!(add.success(), "raw ADD: {add}");
+    c.ns.delete();
+    assert!(
+        !net.pool_has_free_address(),
+        "pool should be held by the leaked attachment"
+    );
+    rt.gc(&[]).unwrap_or_else(|e| panic!("GC: {e}"));
+    assert!(
+        net.pool_has_free_address(),
+        "GC did not release the unlisted reservation"
+    );
+}

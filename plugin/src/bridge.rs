@@ -1,0 +1,166 @@
+//! The bridge: created when missing, adopted when present, MAC pinned, VLAN filtering
+//! switched on whenever the config uses VLANs.
+
+use crate::error::{errno, Error, Result, EEXIST, EOPNOTSUPP};
+use crate::netlink::{is_up, link_by_name, link_kind, mac_string, set_up};
+use rtnetlink::packet_route::link::{InfoBridge, InfoData, InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec};
+
+pub struct BridgeSpec<'a> {
+    pub name: &'a str,
+    pub mtu: Option<u32>,
+    pub vlan_filtering: bool,
+    pub promisc: bool,
+}
+
+pub const VLAN_FILTERING_MISSING: &str = "the running kernel has no bridge VLAN filtering \
+(CONFIG_BRIDGE_VLAN_FILTERING); use a kernel that has it or remove \"vlan\"/\"vlanTrunk\" from the config";
+
+/// Returns the bridge link, creating or adopting it.
+pub async fn ensure(h: &Handle, s: &BridgeSpec<'_>) -> Result<LinkMessage> {
+    if let Some(l) = link_by_name(h, s.name).await? {
+        return adopt(h, s, l).await;
+    }
+    create(h, s).await?;
+    let l = link_by_name(h, s.name)
+        .await?
+        .ok_or_else(|| Error::Check(format!("bridge {} vanished right after creation", s.name)))?;
+    pin_mac(h, &l).await?;
+    Ok(l)
+}
+
+async fn create(h: &Handle, s: &BridgeSpec<'_>) -> Result<()> {
+    let mut b = LinkBridge::new(s.name);
+    if let Some(m) = s.mtu {
+        b = b.mtu(m);
+    }
+    if s.vlan_filtering {
+        b = b.vlan_filtering(true);
+    }
+    if s.promisc {
+        b = b.promiscuous(true);
+    }
+    match h.link().add(b.build()).execute().await {
+        Ok(()) => Ok(()),
+        // Another ADD created it first: fine, we adopt it.
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) if errno(&e) == Some(EOPNOTSUPP) && s.vlan_filtering => {
+            Err(Error::KernelFeature(format!("failed to create bridge {}: {VLAN_FILTERING_MISSING}", s.name)))
+        }
+        Err(e) => Err(Error::netlink(format!("failed to create bridge {}", s.name), e)),
+    }
+}
+
+async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMessage> {
+    if link_kind(&l) != Some(&InfoKind::Bridge) {
+        return Err(Error::WrongLinkKind(format!(
+            "link {:?} exists but is not a bridge; set \"bridge\" to another name or remove that link",
+            s.name
+        )));
+    }
+    if s.vlan_filtering && !vlan_filtering(&l) {
+        enable_vlan_filtering(h, s.name).await?;
+    }
+    if !is_up(&l) {
+        set_up(h, l.header.index).await?;
+    }
+    Ok(l)
+}
+
+pub fn vlan_filtering(l: &LinkMessage) -> bool {
+    l.attributes.iter().any(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().any(|i| match i {
+            LinkInfo::Data(InfoData::Bridge(opts)) => opts.iter().any(|o| matches!(o, InfoBridge::VlanFiltering(true))),
+            _ => false,
+        }),
+        _ => false,
+    })
+}
+
+/// Unlike the reference plugin, an adopted bridge gets VLAN filtering too: without it a
+/// `vlan` config would silently give an unfiltered port.
+async fn enable_vlan_filtering(h: &Handle, name: &str) -> Result<()> {
+    let msg = LinkMessageBuilder::<LinkBridge>::new(name).vlan_filtering(true).build();
+    match h.link().change(msg).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EOPNOTSUPP) => {
+            Err(Error::KernelFeature(format!("failed to enable VLAN filtering on bridge {name}: {VLAN_FILTERING_MISSING}")))
+        }
+        Err(e) => Err(Error::netlink(format!("failed to enable VLAN filtering on bridge {name}"), e)),
+    }
+}
+
+/// A bridge takes the lowest MAC of its ports unless its address was set explicitly;
+/// pinning it avoids the gateway MAC changing as containers come and go.
+async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
+    let mac = crate::netlink::parse_mac(&mac_string(l))?;
+    h.link()
+        .change(LinkUnspec::new_with_index(l.header.index).address(mac).build())
+        .execute()
+        .await
+        .map_err(|e| Error::netlink("failed to pin the bridge MAC address", e))
+}
+
+/// Makes `port` an access port of `vlan` (PVID, egress untagged) and/or a trunk of
+/// `trunk` (tagged), removing the default VID 1 unless `preserve_default`.
+pub async fn configure_port_vlans(
+    h: &Handle,
+    port: u32,
+    vlan: Option<u16>,
+    trunk: &[u16],
+    preserve_default: bool,
+) -> Result<()> {
+    use rtnetlink::packet_route::link::BridgeVlanInfoFlags as F;
+    use rtnetlink::LinkBridgeVlan;
+    if vlan.is_none() && trunk.is_empty() {
+        return Ok(());
+    }
+    let fail = |what: String, e: rtnetlink::Error| {
+        if errno(&e) == Some(EOPNOTSUPP) {
+            Error::KernelFeature(format!("failed to {what}: {VLAN_FILTERING_MISSING}"))
+        } else {
+            Error::netlink(format!("failed to {what}"), e)
+        }
+    };
+    if !preserve_default && vlan != Some(1) && !trunk.contains(&1) {
+        let msg = LinkBridgeVlan::new(port).vlan(1, F::empty()).build();
+        if let Err(e) = h.link().del_with_message(msg).execute().await {
+            // ENOENT: the bridge's default_pvid is 0 or someone removed it already.
+            if errno(&e) != Some(crate::error::ENOENT) {
+                return Err(fail(format!("remove VLAN 1 from port #{port}"), e));
+            }
+        }
+    }
+    let mut msg = LinkBridgeVlan::new(port);
+    for (lo, hi) in vid_ranges(trunk) {
+        msg = if lo == hi { msg.vlan(lo, F::empty()) } else { msg.vlan_range_start(lo, F::empty()).vlan_range_end(hi, F::empty()) };
+    }
+    if let Some(v) = vlan {
+        msg = msg.vlan(v, F::Pvid | F::Untagged);
+    }
+    h.link().set(msg.build()).execute().await.map_err(|e| fail(format!("set VLANs on port #{port}"), e))
+}
+
+/// Collapses sorted VIDs into inclusive ranges.
+pub fn vid_ranges(vids: &[u16]) -> Vec<(u16, u16)> {
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for &v in vids {
+        match out.last_mut() {
+            Some((_, hi)) if hi.checked_add(1) == Some(v) => *hi = v,
+            _ => out.push((v, v)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(vid_ranges(&[]), vec![]);
+        assert_eq!(vid_ranges(&[5]), vec![(5, 5)]);
+        assert_eq!(vid_ranges(&[1, 2, 3, 7, 9, 10]), vec![(1, 3), (7, 7), (9, 10)]);
+    }
+}

@@ -1,0 +1,107 @@
+//! The plugin's one error type. `From<Error> for CniError` below is the only place a
+//! plugin failure becomes a CNI code.
+
+use conf::{CniError, ErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Conf(#[from] conf::Error),
+    #[error(transparent)]
+    Ipam(#[from] ipam::Error),
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::Error),
+    /// A delegated IPAM plugin's own error, passed through with its code.
+    #[error("{0}")]
+    Delegate(CniError),
+    #[error("failed to run IPAM plugin {plugin:?}: {msg}")]
+    IpamExec { plugin: String, msg: String },
+    #[error("{ctx}: {source}")]
+    Netlink { ctx: String, source: rtnetlink::Error },
+    #[error("{ctx}: {source}")]
+    Io { ctx: String, source: std::io::Error },
+    #[error("{0}")]
+    NetnsNotFound(String),
+    #[error("{0}")]
+    InterfaceExists(String),
+    #[error("{0}")]
+    WrongLinkKind(String),
+    #[error("{0}")]
+    KernelFeature(String),
+    #[error("{0}")]
+    StateCorrupt(String),
+    #[error("{0}")]
+    LockTimeout(String),
+    #[error("CHECK failed: {0}")]
+    Check(String),
+    /// DEL and GC keep going and report every failure at the end.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Many(Vec<Error>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// errno values we react to.
+pub const EEXIST: i32 = 17;
+pub const ENODEV: i32 = 19;
+pub const ENOENT: i32 = 2;
+pub const EOPNOTSUPP: i32 = 95;
+
+impl Error {
+    pub fn netlink(ctx: impl Into<String>, source: rtnetlink::Error) -> Self {
+        Error::Netlink { ctx: ctx.into(), source }
+    }
+
+    pub fn io(ctx: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { ctx: ctx.into(), source }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Conf(e) => e.code(),
+            Error::Ipam(e) => e.code(),
+            Error::Firewall(e) => e.code(),
+            Error::Delegate(_) => ErrorCode::Internal,
+            Error::IpamExec { .. } => ErrorCode::IpamExec,
+            Error::Netlink { .. } => ErrorCode::Netlink,
+            Error::Io { .. } => ErrorCode::Io,
+            Error::NetnsNotFound(_) => ErrorCode::NetnsNotFound,
+            Error::InterfaceExists(_) => ErrorCode::InterfaceExists,
+            Error::WrongLinkKind(_) => ErrorCode::WrongLinkKind,
+            Error::KernelFeature(_) => ErrorCode::KernelFeatureMissing,
+            Error::StateCorrupt(_) => ErrorCode::StoreCorrupt,
+            Error::LockTimeout(_) => ErrorCode::TryAgainLater,
+            Error::Check(_) => ErrorCode::CheckFailed,
+            Error::Many(v) => v.first().map(Error::code).unwrap_or(ErrorCode::Internal),
+        }
+    }
+
+    /// Collapses a list of failures: none → Ok, one → itself, more → `Many`.
+    pub fn from_list(mut errs: Vec<Error>) -> Result<()> {
+        match errs.len() {
+            0 => Ok(()),
+            1 => Err(errs.remove(0)),
+            _ => Err(Error::Many(errs)),
+        }
+    }
+}
+
+/// The kernel's errno inside a netlink error, if any.
+pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+impl From<Error> for CniError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Conf(c) => c.into(),
+            Error::Ipam(i) => i.into(),
+            Error::Delegate(c) => c,
+            Error::Many(mut v) if v.len() == 1 => v.remove(0).into(),
+            other => CniError::new(other.code(), other.to_string()),
+        }
+    }
+}

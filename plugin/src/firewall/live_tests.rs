@@ -1,0 +1,286 @@
+//! Privileged tests: apply rules for real, each in a fresh network namespace.
+//!
+//! They need root and `nft` (the test command runs as root); without them they fail
+//! loudly instead of skipping. The netns is unshared by the test thread only, and
+//! `nft` inherits it because `Command` spawns from the calling thread.
+
+use super::*;
+use nix::sched::{unshare, CloneFlags};
+use serde_json::Value;
+
+/// Runs `f` on a thread of its own in a new, empty network namespace.
+fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let handle = std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET)
+            .expect("unshare(CLONE_NEWNET) failed: the firewall tests must run as root");
+        f()
+    });
+    match handle.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn nets(list: &[&str]) -> Vec<IpNetwork> {
+    list.iter().map(|s| s.parse().expect("subnet")).collect()
+}
+
+fn listing(table: &str) -> Option<Value> {
+    nft::list_table("inet", table).expect("nft list")
+}
+
+/// Rules of `chain` in `table`, as their `expr` arrays.
+fn rules(table: &str, chain: &str) -> Vec<Value> {
+    let Some(l) = listing(table) else {
+        return Vec::new();
+    };
+    l["nftables"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r["chain"] == chain)
+        .map(|r| r["expr"].clone())
+        .collect()
+}
+
+fn has_chain(table: &str, chain: &str) -> bool {
+    listing(table).is_some_and(|l| {
+        l["nftables"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|o| o.get("chain").is_some_and(|c| c["name"] == chain))
+    })
+}
+
+fn set_elems(set: &str) -> Vec<Value> {
+    let Some(l) = listing("vbridge") else {
+        return Vec::new();
+    };
+    l["nftables"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|o| o.get("set"))
+        .find(|s| s["name"] == set)
+        .and_then(|s| s["elem"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn is_masquerade(expr: &Value) -> bool {
+    expr.as_array()
+        .is_some_and(|e| e.iter().any(|s| s.get("masquerade").is_some()))
+}
+
+fn check_problems(r: &NetworkRules) -> Vec<String> {
+    match check(r) {
+        Ok(()) => Vec::new(),
+        Err(Error::CheckFailed { problems, .. }) => problems,
+        Err(e) => panic!("check failed to run: {e}"),
+    }
+}
+
+#[test]
+fn available_in_fresh_netns() {
+    in_fresh_netns(|| available().expect("nft usable (apt-get install nftables)"));
+}
+
+#[test]
+fn install_twice_is_exact_and_remove_twice_is_ok() {
+    in_fresh_netns(|| {
+        let subnets = nets(&["10.10.0.0/24", "10.11.0.0/24", "fd00:10::/64"]);
+        let r = NetworkRules {
+            network: "dup",
+            subnets: &subnets,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&r).expect("first install");
+        install(&r).expect("second install");
+        let masq = rules("vbridge-dup", "postrouting");
+        assert_eq!(masq.len(), 3, "one masquerade rule per subnet: {masq:?}");
+        assert!(masq.iter().all(is_masquerade));
+        // v4: 4 pair returns + 2 + 2 drops; v6: 1 + 1 + 1.
+        assert_eq!(rules("vbridge", "isolate-dup").len(), 11);
+        assert_eq!(set_elems("nets4").len(), 2);
+        assert_eq!(set_elems("nets6").len(), 1);
+        check(&r).expect("check after install");
+
+        remove("dup", &subnets).expect("first remove");
+        remove("dup", &subnets).expect("second remove");
+        assert!(listing("vbridge-dup").is_none());
+        assert!(!has_chain("vbridge", "isolate-dup"));
+        assert!(set_elems("nets4").is_empty() && set_elems("nets6").is_empty());
+        let err = check(&r).expect_err("check after remove must fail");
+        assert_eq!(err.code(), conf::ErrorCode::CheckFailed);
+        let msg = err.to_string();
+        assert!(msg.contains("table inet vbridge-dup is missing"), "{msg}");
+        assert!(msg.contains("10.10.0.0/24 is missing from set"), "{msg}");
+    });
+}
+
+#[test]
+fn remove_on_a_clean_host_succeeds() {
+    in_fresh_netns(|| {
+        remove("never", &nets(&["10.20.0.0/16", "fd00:20::/64"])).expect("remove of nothing");
+        remove("never", &[]).expect("remove without subnets");
+    });
+}
+
+#[test]
+fn v4_only_and_v6_only_masquerade_check_ok() {
+    in_fresh_netns(|| {
+        let v4 = nets(&["10.30.0.0/16"]);
+        let v6 = nets(&["fd00:30::/64"]);
+        let r4 = NetworkRules {
+            network: "v4",
+            subnets: &v4,
+            masquerade: true,
+            isolate: false,
+        };
+        let r6 = NetworkRules {
+            network: "v6",
+            subnets: &v6,
+            ..r4
+        };
+        install(&r4).expect("install v4");
+        install(&r6).expect("install v6");
+        check(&r4).expect("check v4");
+        check(&r6).expect("check v6");
+        assert!(!has_chain("vbridge", "isolate-v4"));
+        // Checking for isolation that was never installed names the chain.
+        let iso = NetworkRules {
+            isolate: true,
+            ..r4
+        };
+        assert_eq!(
+            check_problems(&iso),
+            ["chain inet vbridge isolate-v4 is missing"]
+        );
+    });
+}
+
+#[test]
+fn reinstall_with_other_settings_is_exact() {
+    in_fresh_netns(|| {
+        let subnets = nets(&["10.40.0.0/24", "fd00:40::/64"]);
+        let both = NetworkRules {
+            network: "t",
+            subnets: &subnets,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&both).expect("install both");
+        let masq_only = NetworkRules {
+            isolate: false,
+            ..both
+        };
+        install(&masq_only).expect("install masquerade only");
+        assert!(!has_chain("vbridge", "isolate-t"));
+        check(&masq_only).expect("check masquerade only");
+        let iso_only = NetworkRules {
+            masquerade: false,
+            isolate: true,
+            ..both
+        };
+        install(&iso_only).expect("install isolate only");
+        assert!(!has_chain("vbridge-t", "postrouting"));
+        assert!(
+            listing("vbridge-t").is_some(),
+            "table kept as the network's marker"
+        );
+        check(&iso_only).expect("check isolate only");
+        let neither = NetworkRules {
+            isolate: false,
+            ..iso_only
+        };
+        install(&neither).expect("install nothing = remove");
+        assert!(listing("vbridge-t").is_none());
+        assert!(set_elems("nets4").is_empty());
+    });
+}
+
+#[test]
+fn two_isolated_networks_remove_one_keeps_the_other() {
+    in_fresh_netns(|| {
+        let sa = nets(&["10.50.0.0/24", "fd00:50::/64"]);
+        let sb = nets(&["10.51.0.0/24"]);
+        let a = NetworkRules {
+            network: "a",
+            subnets: &sa,
+            masquerade: true,
+            isolate: true,
+        };
+        let b = NetworkRules {
+            network: "b",
+            subnets: &sb,
+            ..a
+        };
+        install(&a).expect("install a");
+        install(&b).expect("install b");
+        assert!(listing("vbridge-a").is_some() && listing("vbridge-b").is_some());
+        assert_eq!(set_elems("nets4").len(), 2);
+        check(&a).expect("check a");
+        check(&b).expect("check b");
+
+        remove("a", &sa).expect("remove a");
+        check(&b).expect("b intact after removing a");
+        assert!(listing("vbridge-a").is_none());
+        assert!(!has_chain("vbridge", "isolate-a"));
+        assert_eq!(rules("vbridge-b", "postrouting").len(), 1);
+        assert_eq!(set_elems("nets4").len(), 1);
+        assert!(set_elems("nets6").is_empty());
+    });
+}
+
+#[test]
+fn overlapping_subnets_fail_with_nft_message() {
+    in_fresh_netns(|| {
+        let wide = nets(&["10.60.0.0/16"]);
+        let narrow = nets(&["10.60.1.0/24"]);
+        let a = NetworkRules {
+            network: "wide",
+            subnets: &wide,
+            masquerade: true,
+            isolate: false,
+        };
+        install(&a).expect("install wide");
+        let err = install(&NetworkRules {
+            network: "narrow",
+            subnets: &narrow,
+            ..a
+        })
+        .expect_err("overlap must be refused");
+        assert_eq!(err.code(), conf::ErrorCode::Firewall);
+        assert!(err.to_string().contains("overlap"), "{err}");
+        // The failed transaction left nothing behind.
+        assert!(listing("vbridge-narrow").is_none());
+        check(&a).expect("wide untouched");
+    });
+}
+
+#[test]
+fn state_stays_in_the_thread_netns() {
+    fn rules_of(subnets: &[IpNetwork]) -> NetworkRules<'_> {
+        NetworkRules {
+            network: "here",
+            subnets,
+            masquerade: true,
+            isolate: false,
+        }
+    }
+    in_fresh_netns(|| {
+        let subnets = nets(&["10.70.0.0/24"]);
+        install(&rules_of(&subnets)).expect("install");
+        check(&rules_of(&subnets)).expect("check in the same netns");
+    });
+    let problems = in_fresh_netns(|| check_problems(&rules_of(&nets(&["10.70.0.0/24"]))));
+    assert_eq!(
+        problems,
+        [
+            "table inet vbridge-here is missing",
+            "table inet vbridge is missing"
+        ]
+    );
+}

@@ -1,0 +1,187 @@
+//! nftables state of a network: masquerade and isolation, programmed once per network.
+//!
+//! The caller runs [`install`] when a network gets its first attachment and [`remove`]
+//! when the last one goes; steady-state ADD/DEL never exec `nft`. Each call is one
+//! `nft -j -f -` exec, i.e. one atomic transaction, and is idempotent.
+//!
+//! # Layout
+//! ```text
+//! table inet vbridge-<net>                      # one per network with firewall state
+//!   chain postrouting { type nat hook postrouting priority srcnat; policy accept; }   (ipMasq)
+//!     ip saddr S ip daddr != S ip daddr != 224.0.0.0/4 masquerade     # per v4 subnet S
+//!     ip6 saddr S ip6 daddr != S ip6 daddr != ff00::/8 masquerade     # per v6 subnet S
+//! table inet vbridge                            # shared by all networks
+//!   set nets4 { type ipv4_addr; flags interval; }   # subnets of every network with state
+//!   set nets6 { type ipv6_addr; flags interval; }
+//!   chain isolate-<net> { type filter hook forward priority filter; policy accept; }  (isolate)
+//!     ip saddr A ip daddr B return              # every pair of own subnets A, B
+//!     ip saddr A ip daddr @nets4 drop           # own -> other vbridge network
+//!     ip saddr @nets4 ip daddr A drop           # other vbridge network -> own
+//! ```
+//! Why this shape: a rule can only use a set of its own table, so the isolation chain
+//! of each network lives in the shared table next to the sets; being a base chain of
+//! its own, it is created, flushed and deleted without touching any other network's
+//! rules (no rule handles, no listing before a change). Traffic to the outside and
+//! inside the network passes (policy accept, returns first, also with br_netfilter).
+//!
+//! # Idempotency
+//! `add` of an existing table/chain/set/element is a no-op, `add rule` is not. So
+//! [`install`] deletes and re-creates the per-network table, flushes the isolation
+//! chain before adding its rules, and adds elements; [`remove`] `add`s each object
+//! before deleting it in the same batch so that nothing missing makes it fail.
+//!
+//! # Limitations
+//! - Only networks with firewall state (ipMasq or isolate) are in `nets4`/`nets6`: an
+//!   isolated network is not isolated from a vbridge network that has neither.
+//! - Subnets of different networks must not overlap: nft rejects a partial overlap
+//!   ("interval overlaps"), and an identical subnet on two networks leaves the set
+//!   when either network is removed. [`remove`] must get the subnets [`install`] got.
+//! - [`remove`] leaves the shared table with its (possibly empty) sets: knowing whether
+//!   another network still uses them would take a listing. It hooks nothing.
+//! - As in the reference plugin, traffic between two subnets of one network that is
+//!   routed by the host is masqueraded (`daddr != S` names only the source's subnet).
+//!
+//! The exec inherits the netns of the calling thread; the caller runs us in the host's.
+
+mod check;
+mod nft;
+mod plan;
+
+#[cfg(test)]
+mod live_tests;
+
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+
+use plan::{Plan, FAMILY, SHARED_TABLE};
+
+/// Firewall state wanted for one network.
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkRules<'a> {
+    /// Validated `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+    pub network: &'a str,
+    /// The network's subnets (network address/prefix), v4 and/or v6.
+    pub subnets: &'a [IpNetwork],
+    /// ipMasq.
+    pub masquerade: bool,
+    /// Drop routed traffic between this network and other vbridge networks.
+    pub isolate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "nft not found in /usr/sbin, /sbin or PATH: install nftables (e.g. `apt-get install nftables`)"
+    )]
+    NftNotFound,
+    #[error("cannot run {}: {source}", program.display())]
+    Exec {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("nft failed {what}: {stderr}")]
+    Nft { what: String, stderr: String },
+    #[error("unexpected nft data {what}: {detail}")]
+    Output { what: String, detail: String },
+    #[error("firewall of network {network}: {}", problems.join("; "))]
+    CheckFailed {
+        network: String,
+        problems: Vec<String>,
+    },
+    #[error("nftables is not usable: {0}")]
+    Unavailable(Box<Error>),
+}
+
+impl Error {
+    pub fn code(&self) -> conf::ErrorCode {
+        match self {
+            Error::CheckFailed { .. } => conf::ErrorCode::CheckFailed,
+            Error::Unavailable(_) => conf::ErrorCode::NotAvailable,
+            Error::NftNotFound | Error::Exec { .. } | Error::Nft { .. } | Error::Output { .. } => {
+                conf::ErrorCode::Firewall
+            }
+        }
+    }
+}
+
+/// `vbridge-<network>`: the per-network table (family inet).
+pub fn table_name(network: &str) -> String {
+    plan::table_name(network)
+}
+
+/// Makes the host's nftables state for the network exactly `r`, in one transaction.
+/// With neither masquerade nor isolate this is [`remove`].
+pub fn install(r: &NetworkRules) -> Result<(), Error> {
+    let plan = Plan::new(r.network, r.subnets, r.masquerade, r.isolate);
+    nft::apply(
+        &plan::batch(&plan),
+        &format!("installing the firewall of network {}", r.network),
+    )
+}
+
+/// Removes the network's table, isolation chain and set elements; succeeds when
+/// nothing is there.
+pub fn remove(network: &str, subnets: &[IpNetwork]) -> Result<(), Error> {
+    let plan = Plan::new(network, subnets, false, false);
+    nft::apply(
+        &plan::batch(&plan),
+        &format!("removing the firewall of network {network}"),
+    )
+}
+
+/// Lists vbridge's own tables and verifies that everything [`install`] puts there
+/// for `r` exists; the error names what is missing.
+pub fn check(r: &NetworkRules) -> Result<(), Error> {
+    let plan = Plan::new(r.network, r.subnets, r.masquerade, r.isolate);
+    if !plan.has_state() {
+        return Ok(());
+    }
+    let own = nft::list_table(FAMILY, &plan.table)?.map(|v| check::Listing::parse(&v));
+    let shared = nft::list_table(FAMILY, SHARED_TABLE)?.map(|v| check::Listing::parse(&v));
+    let problems = check::problems(&plan, own.as_ref(), shared.as_ref());
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::CheckFailed {
+            network: r.network.to_string(),
+            problems,
+        })
+    }
+}
+
+/// Whether `nft` can be run and reaches nf_tables (for STATUS).
+pub fn available() -> Result<(), Error> {
+    nft::probe().map_err(|e| Error::Unavailable(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_name_is_prefixed() {
+        assert_eq!(table_name("net-1.a"), "vbridge-net-1.a");
+    }
+
+    #[test]
+    fn codes() {
+        let nft = Error::Nft {
+            what: "x".into(),
+            stderr: "y".into(),
+        };
+        assert_eq!(nft.code(), conf::ErrorCode::Firewall);
+        assert_eq!(Error::NftNotFound.code(), conf::ErrorCode::Firewall);
+        assert!(Error::NftNotFound
+            .to_string()
+            .contains("apt-get install nftables"));
+        let check = Error::CheckFailed {
+            network: "n".into(),
+            problems: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(check.code(), conf::ErrorCode::CheckFailed);
+        assert_eq!(check.to_string(), "firewall of network n: a; b");
+        let unavailable = Error::Unavailable(Box::new(Error::NftNotFound));
+        assert_eq!(unavailable.code(), conf::ErrorCode::NotAvailable);
+    }
+}

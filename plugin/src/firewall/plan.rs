@@ -1,0 +1,611 @@
+//! Pure construction of the nftables JSON (no I/O, unit tested without root).
+//!
+//! Every expression is written in the exact form `nft -j list` prints it back, so
+//! `check` can compare the listing with the plan by plain JSON equality.
+
+use ipnetwork::IpNetwork;
+use serde_json::{json, Value};
+
+pub(super) const FAMILY: &str = "inet";
+pub(super) const SHARED_TABLE: &str = "vbridge";
+pub(super) const POSTROUTING: &str = "postrouting";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub(super) const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    fn proto(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+
+    pub(super) fn set(self) -> &'static str {
+        match self {
+            Family::V4 => "nets4",
+            Family::V6 => "nets6",
+        }
+    }
+
+    fn set_type(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
+        }
+    }
+
+    fn multicast(self) -> Term {
+        match self {
+            Family::V4 => Term::prefix("224.0.0.0", 4),
+            Family::V6 => Term::prefix("ff00::", 8),
+        }
+    }
+
+    fn of(net: &IpNetwork) -> Family {
+        match net {
+            IpNetwork::V4(_) => Family::V4,
+            IpNetwork::V6(_) => Family::V6,
+        }
+    }
+}
+
+/// A value on the right of a match, in both its nft text and JSON forms.
+struct Term {
+    text: String,
+    json: Value,
+}
+
+impl Term {
+    fn prefix(addr: &str, len: u8) -> Term {
+        Term {
+            text: format!("{addr}/{len}"),
+            json: json!({"prefix": {"addr": addr, "len": len}}),
+        }
+    }
+
+    /// nft lists a full-length prefix as a bare address, so we write it that way too.
+    fn net(net: &IpNetwork) -> Term {
+        let addr = net.network().to_string();
+        let full = match net {
+            IpNetwork::V4(_) => 32,
+            IpNetwork::V6(_) => 128,
+        };
+        if net.prefix() == full {
+            Term {
+                text: addr.clone(),
+                json: json!(addr),
+            }
+        } else {
+            Term::prefix(&addr, net.prefix())
+        }
+    }
+
+    fn set_ref(f: Family) -> Term {
+        let name = format!("@{}", f.set());
+        Term {
+            text: name.clone(),
+            json: json!(name),
+        }
+    }
+}
+
+/// One rule: `expr` is what `nft -j list` shows, `text` names it in check errors.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Rule {
+    pub text: String,
+    pub expr: Value,
+}
+
+#[derive(Default)]
+struct RuleBuilder {
+    text: Vec<String>,
+    expr: Vec<Value>,
+}
+
+impl RuleBuilder {
+    fn m(mut self, f: Family, field: &str, negate: bool, right: Term) -> Self {
+        let op = if negate { "!=" } else { "==" };
+        let shown = if negate { "!= " } else { "" };
+        self.text
+            .push(format!("{} {field} {shown}{}", f.proto(), right.text));
+        self.expr.push(json!({"match": {
+            "op": op,
+            "left": {"payload": {"protocol": f.proto(), "field": field}},
+            "right": right.json,
+        }}));
+        self
+    }
+
+    fn then(mut self, verdict: &str) -> Rule {
+        self.text.push(verdict.to_string());
+        self.expr.push(json!({ verdict: null }));
+        Rule {
+            text: self.text.join(" "),
+            expr: Value::Array(self.expr),
+        }
+    }
+}
+
+/// A base chain: kind, hook, priority (policy is always accept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hook {
+    pub kind: &'static str,
+    pub hook: &'static str,
+    pub prio: i64,
+}
+
+pub(super) const SRCNAT: Hook = Hook {
+    kind: "nat",
+    hook: "postrouting",
+    prio: 100,
+};
+pub(super) const FORWARD: Hook = Hook {
+    kind: "filter",
+    hook: "forward",
+    prio: 0,
+};
+
+/// Everything vbridge programs for one network.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// Per-network table `inet vbridge-<net>`.
+    pub table: String,
+    /// Per-network base chain in the shared table.
+    pub isolate_chain: String,
+    /// Own subnets per family (index 0 = v4, 1 = v6), normalized and deduplicated.
+    pub own: [Vec<IpNetwork>; 2],
+    pub masquerade: bool,
+    pub isolate: bool,
+    pub masq_rules: Vec<Rule>,
+    pub isolate_rules: Vec<Rule>,
+}
+
+pub(super) fn table_name(network: &str) -> String {
+    format!("vbridge-{network}")
+}
+
+pub(super) fn isolate_chain(network: &str) -> String {
+    format!("isolate-{network}")
+}
+
+impl Plan {
+    pub(super) fn new(
+        network: &str,
+        subnets: &[IpNetwork],
+        masquerade: bool,
+        isolate: bool,
+    ) -> Plan {
+        let mut own: [Vec<IpNetwork>; 2] = [Vec::new(), Vec::new()];
+        for s in subnets {
+            // Host bits would make nft reject (or silently rewrite) the prefix.
+            let Ok(net) = IpNetwork::new(s.network(), s.prefix()) else {
+                continue;
+            };
+            let list = &mut own[Family::of(&net) as usize];
+            if !list.contains(&net) {
+                list.push(net);
+            }
+        }
+        let (mut masq_rules, mut iso_rules) = (Vec::new(), Vec::new());
+        for f in Family::ALL {
+            let own = &own[f as usize];
+            if masquerade {
+                masq_rules.extend(own.iter().map(|s| masq_rule(f, s)));
+            }
+            if isolate {
+                iso_rules.extend(isolate_rules(f, own));
+            }
+        }
+        Plan {
+            table: table_name(network),
+            isolate_chain: isolate_chain(network),
+            own,
+            masquerade,
+            isolate,
+            masq_rules,
+            isolate_rules: iso_rules,
+        }
+    }
+
+    pub(super) fn own(&self, f: Family) -> &[IpNetwork] {
+        &self.own[f as usize]
+    }
+
+    /// Whether the network has any firewall state (and so belongs in the shared sets).
+    pub(super) fn has_state(&self) -> bool {
+        self.masquerade || self.isolate
+    }
+}
+
+/// `saddr S daddr != S daddr != multicast masquerade`: the reference plugin's rule,
+/// once per subnet instead of once per container.
+fn masq_rule(f: Family, s: &IpNetwork) -> Rule {
+    RuleBuilder::default()
+        .m(f, "saddr", false, Term::net(s))
+        .m(f, "daddr", true, Term::net(s))
+        .m(f, "daddr", true, f.multicast())
+        .then("masquerade")
+}
+
+/// Traffic among the network's own subnets returns first (so a multi-subnet network
+/// is not cut in pieces), then anything from/to another vbridge network is dropped.
+fn isolate_rules(f: Family, own: &[IpNetwork]) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for a in own {
+        for b in own {
+            rules.push(
+                RuleBuilder::default()
+                    .m(f, "saddr", false, Term::net(a))
+                    .m(f, "daddr", false, Term::net(b))
+                    .then("return"),
+            );
+        }
+    }
+    for a in own {
+        rules.push(
+            RuleBuilder::default()
+                .m(f, "saddr", false, Term::net(a))
+                .m(f, "daddr", false, Term::set_ref(f))
+                .then("drop"),
+        );
+    }
+    for a in own {
+        rules.push(
+            RuleBuilder::default()
+                .m(f, "saddr", false, Term::set_ref(f))
+                .m(f, "daddr", false, Term::net(a))
+                .then("drop"),
+        );
+    }
+    rules
+}
+
+fn cmd(verb: &str, object: &str, body: Value) -> Value {
+    json!({ verb: { object: body } })
+}
+
+fn table(name: &str) -> Value {
+    json!({"family": FAMILY, "name": name})
+}
+
+fn chain(table: &str, name: &str, hook: Hook) -> Value {
+    json!({
+        "family": FAMILY, "table": table, "name": name,
+        "type": hook.kind, "hook": hook.hook, "prio": hook.prio, "policy": "accept",
+    })
+}
+
+fn chain_ref(table: &str, name: &str) -> Value {
+    json!({"family": FAMILY, "table": table, "name": name})
+}
+
+fn rule(table: &str, chain: &str, r: &Rule) -> Value {
+    json!({"family": FAMILY, "table": table, "chain": chain, "expr": r.expr})
+}
+
+/// A subnet as a set element, in nft's list form.
+pub(super) fn element(net: &IpNetwork) -> Value {
+    Term::net(net).json
+}
+
+fn elements(f: Family, nets: &[IpNetwork]) -> Value {
+    let elem: Vec<Value> = nets.iter().map(element).collect();
+    json!({"family": FAMILY, "table": SHARED_TABLE, "name": f.set(), "elem": elem})
+}
+
+/// The single transaction that makes the host match `plan`, whatever was there before.
+///
+/// Every object is first `add`ed (a no-op when present) so that the following
+/// `delete`/`flush` never fails on a missing object: running it again changes nothing,
+/// and a plan without state (see [`Plan::has_state`]) is the removal batch.
+pub(super) fn batch(plan: &Plan) -> Value {
+    let mut b = Vec::new();
+    let t = plan.table.as_str();
+
+    // The per-network table is rebuilt from scratch: exact, and atomic for packets.
+    b.push(cmd("add", "table", table(t)));
+    b.push(cmd("delete", "table", table(t)));
+    if plan.has_state() {
+        b.push(cmd("add", "table", table(t)));
+        if plan.masquerade {
+            b.push(cmd("add", "chain", chain(t, POSTROUTING, SRCNAT)));
+            for r in &plan.masq_rules {
+                b.push(cmd("add", "rule", rule(t, POSTROUTING, r)));
+            }
+        }
+    }
+
+    b.push(cmd("add", "table", table(SHARED_TABLE)));
+    for f in Family::ALL {
+        b.push(cmd(
+            "add",
+            "set",
+            json!({
+                "family": FAMILY, "table": SHARED_TABLE, "name": f.set(),
+                "type": f.set_type(), "flags": ["interval"],
+            }),
+        ));
+    }
+
+    let c = plan.isolate_chain.as_str();
+    b.push(cmd("add", "chain", chain(SHARED_TABLE, c, FORWARD)));
+    b.push(cmd("flush", "chain", chain_ref(SHARED_TABLE, c)));
+    if plan.isolate {
+        for r in &plan.isolate_rules {
+            b.push(cmd("add", "rule", rule(SHARED_TABLE, c, r)));
+        }
+    } else {
+        b.push(cmd("delete", "chain", chain_ref(SHARED_TABLE, c)));
+    }
+
+    // Elements go last so their deletion follows the removal of the rules using the set.
+    for f in Family::ALL {
+        let own = plan.own(f);
+        if own.is_empty() {
+            continue;
+        }
+        b.push(cmd("add", "element", elements(f, own)));
+        if !plan.has_state() {
+            b.push(cmd("delete", "element", elements(f, own)));
+        }
+    }
+
+    json!({ "nftables": b })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNetwork> {
+        list.iter()
+            .map(|s| s.parse().expect("test subnet"))
+            .collect()
+    }
+
+    /// The batch as `nft` text-like lines, so the tests read like the ruleset.
+    fn lines(b: &Value) -> Vec<String> {
+        b["nftables"]
+            .as_array()
+            .expect("nftables array")
+            .iter()
+            .map(|c| {
+                let (verb, inner) = c.as_object().expect("cmd").iter().next().expect("verb");
+                let (obj, body) = inner.as_object().expect("obj").iter().next().expect("kind");
+                let name = body
+                    .get("name")
+                    .or_else(|| body.get("chain"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                match obj.as_str() {
+                    "table" => format!("{verb} table {name}"),
+                    "rule" => format!(
+                        "{verb} rule {}/{name}",
+                        body["table"].as_str().unwrap_or("")
+                    ),
+                    "element" => format!("{verb} element {name} {}", body["elem"]),
+                    _ => format!(
+                        "{verb} {obj} {}/{name}",
+                        body["table"].as_str().unwrap_or("")
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    fn rule_texts(b: &Value, chain: &str) -> Vec<Value> {
+        b["nftables"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|c| c.get("add").and_then(|a| a.get("rule")))
+            .filter(|r| r["chain"] == chain)
+            .map(|r| r["expr"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn masq_rule_json_is_nft_list_form() {
+        let p = Plan::new("n1", &nets(&["10.1.0.0/24"]), true, false);
+        assert_eq!(p.table, "vbridge-n1");
+        assert_eq!(
+            p.masq_rules[0].text,
+            "ip saddr 10.1.0.0/24 ip daddr != 10.1.0.0/24 ip daddr != 224.0.0.0/4 masquerade"
+        );
+        let expected = json!([
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": {"prefix": {"addr": "10.1.0.0", "len": 24}}}},
+            {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                       "right": {"prefix": {"addr": "10.1.0.0", "len": 24}}}},
+            {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                       "right": {"prefix": {"addr": "224.0.0.0", "len": 4}}}},
+            {"masquerade": null}
+        ]);
+        assert_eq!(p.masq_rules[0].expr, expected);
+    }
+
+    #[test]
+    fn v4_masquerade_only() {
+        let p = Plan::new("n1", &nets(&["10.1.0.0/24"]), true, false);
+        let b = batch(&p);
+        assert_eq!(
+            lines(&b),
+            [
+                "add table vbridge-n1",
+                "delete table vbridge-n1",
+                "add table vbridge-n1",
+                "add chain vbridge-n1/postrouting",
+                "add rule vbridge-n1/postrouting",
+                "add table vbridge",
+                "add set vbridge/nets4",
+                "add set vbridge/nets6",
+                "add chain vbridge/isolate-n1",
+                "flush chain vbridge/isolate-n1",
+                "delete chain vbridge/isolate-n1",
+                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
+            ]
+        );
+        let c = &b["nftables"][3]["add"]["chain"];
+        assert_eq!(
+            (&c["type"], &c["hook"], &c["prio"], &c["policy"]),
+            (
+                &json!("nat"),
+                &json!("postrouting"),
+                &json!(100),
+                &json!("accept")
+            )
+        );
+    }
+
+    #[test]
+    fn v6_only_masquerade_uses_ip6_and_ff00() {
+        let p = Plan::new("n6", &nets(&["fd00:1::/64"]), true, false);
+        assert_eq!(
+            p.masq_rules
+                .iter()
+                .map(|r| r.text.as_str())
+                .collect::<Vec<_>>(),
+            ["ip6 saddr fd00:1::/64 ip6 daddr != fd00:1::/64 ip6 daddr != ff00::/8 masquerade"]
+        );
+        let l = lines(&batch(&p));
+        assert!(l.contains(
+            &r#"add element nets6 [{"prefix":{"addr":"fd00:1::","len":64}}]"#.to_string()
+        ));
+        assert!(!l.iter().any(|x| x.contains("element nets4")));
+    }
+
+    #[test]
+    fn dual_stack_one_rule_per_subnet() {
+        let p = Plan::new(
+            "d",
+            &nets(&["10.2.0.0/16", "fd00:2::/64", "10.3.0.0/24"]),
+            true,
+            false,
+        );
+        let b = batch(&p);
+        assert_eq!(rule_texts(&b, "postrouting").len(), 3);
+        assert_eq!(p.own(Family::V4).len(), 2);
+        assert_eq!(p.own(Family::V6).len(), 1);
+    }
+
+    #[test]
+    fn host_bits_and_duplicates_are_normalized() {
+        let p = Plan::new(
+            "n",
+            &nets(&["10.1.0.7/24", "10.1.0.0/24", "10.9.9.9/32"]),
+            true,
+            false,
+        );
+        assert_eq!(p.own(Family::V4), nets(&["10.1.0.0/24", "10.9.9.9/32"]));
+        // A full-length prefix is listed by nft as a bare address.
+        assert_eq!(p.masq_rules[1].expr[0]["match"]["right"], json!("10.9.9.9"));
+    }
+
+    #[test]
+    fn isolate_rules_v4() {
+        let p = Plan::new("a", &nets(&["10.1.0.0/24"]), false, true);
+        let texts: Vec<&str> = p.isolate_rules.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "ip saddr 10.1.0.0/24 ip daddr 10.1.0.0/24 return",
+                "ip saddr 10.1.0.0/24 ip daddr @nets4 drop",
+                "ip saddr @nets4 ip daddr 10.1.0.0/24 drop",
+            ]
+        );
+        let l = lines(&batch(&p));
+        // No masquerade chain, but the table exists as the network's marker.
+        assert_eq!(
+            l[..3],
+            [
+                "add table vbridge-a",
+                "delete table vbridge-a",
+                "add table vbridge-a"
+            ]
+        );
+        assert!(!l.iter().any(|x| x.contains("postrouting")));
+        assert!(l.contains(&"flush chain vbridge/isolate-a".to_string()));
+        assert!(!l.contains(&"delete chain vbridge/isolate-a".to_string()));
+        assert_eq!(
+            l.iter()
+                .filter(|x| x.starts_with("add rule vbridge/isolate-a"))
+                .count(),
+            3
+        );
+        let c = &batch(&p)["nftables"][6]["add"]["chain"];
+        assert_eq!(
+            (&c["type"], &c["hook"], &c["prio"]),
+            (&json!("filter"), &json!("forward"), &json!(0))
+        );
+    }
+
+    #[test]
+    fn isolate_dual_stack_multi_subnet_keeps_own_subnets_connected() {
+        let p = Plan::new(
+            "m",
+            &nets(&["10.1.0.0/24", "10.2.0.0/24", "fd00::/64"]),
+            true,
+            true,
+        );
+        // v4: 4 returns (pairs) + 2 + 2 drops; v6: 1 + 1 + 1.
+        assert_eq!(p.isolate_rules.len(), 8 + 3);
+        assert!(p
+            .isolate_rules
+            .iter()
+            .any(|r| r.text == "ip saddr 10.1.0.0/24 ip daddr 10.2.0.0/24 return"));
+        assert!(p
+            .isolate_rules
+            .iter()
+            .any(|r| r.text == "ip6 saddr @nets6 ip6 daddr fd00::/64 drop"));
+        // Returns precede every drop.
+        let first_drop = p
+            .isolate_rules
+            .iter()
+            .position(|r| r.text.ends_with("drop"));
+        assert_eq!(first_drop, Some(4));
+        assert_eq!(p.masq_rules.len(), 3);
+    }
+
+    #[test]
+    fn removal_batch_adds_then_deletes_everything() {
+        let p = Plan::new("r", &nets(&["10.1.0.0/24", "fd00::/64"]), false, false);
+        assert!(!p.has_state());
+        assert_eq!(
+            lines(&batch(&p)),
+            [
+                "add table vbridge-r",
+                "delete table vbridge-r",
+                "add table vbridge",
+                "add set vbridge/nets4",
+                "add set vbridge/nets6",
+                "add chain vbridge/isolate-r",
+                "flush chain vbridge/isolate-r",
+                "delete chain vbridge/isolate-r",
+                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
+                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
+                r#"add element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
+                r#"delete element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn sets_are_interval_sets_of_the_right_type() {
+        let b = batch(&Plan::new("s", &nets(&["10.1.0.0/24"]), true, false));
+        let sets: Vec<&Value> = b["nftables"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|c| c["add"].get("set"))
+            .collect();
+        assert_eq!(sets[0]["type"], "ipv4_addr");
+        assert_eq!(sets[1]["type"], "ipv6_addr");
+        assert_eq!(sets[0]["flags"], json!(["interval"]));
+    }
+}

@@ -1,0 +1,54 @@
+//! Deterministic names, so DEL and GC find what ADD made without the container netns.
+
+/// FNV-1a: stable across versions and platforms, unlike `DefaultHasher`.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Host end of the veth of (network, container, ifname): `vb` + 12 hex digits (14 bytes,
+/// within IFNAMSIZ). 48 bits make a collision on one host vanishingly unlikely, and ADD
+/// reports one as "interface exists" rather than sharing the link.
+pub fn host_veth(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("vb{:012x}", fnv1a(&[network, container_id, ifname]) & 0xffff_ffff_ffff)
+}
+
+/// The alias ADD puts on a host veth: it tells GC which network and attachment own a
+/// port even when no record was written (a killed ADD).
+pub fn alias(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("vbridge:{network}:{container_id}:{ifname}")
+}
+
+/// (network, "containerID:ifname") from an alias written by `alias`.
+pub fn parse_alias(a: &str) -> Option<(&str, &str)> {
+    a.strip_prefix("vbridge:")?.split_once(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_and_short() {
+        let a = host_veth("net", "ctr", "eth0");
+        assert_eq!(a, host_veth("net", "ctr", "eth0"));
+        assert_eq!(a.len(), 14);
+        assert_ne!(a, host_veth("net", "ctr", "eth1"));
+        assert_ne!(a, host_veth("net2", "ctr", "eth0"));
+        // The separator keeps ("ab","c") and ("a","bc") apart.
+        assert_ne!(host_veth("n", "ab", "c"), host_veth("n", "a", "bc"));
+    }
+
+    #[test]
+    fn aliases() {
+        let a = alias("net-1", "ctr", "eth0");
+        assert_eq!(parse_alias(&a), Some(("net-1", "ctr:eth0")));
+        assert_eq!(parse_alias("something else"), None);
+    }
+}

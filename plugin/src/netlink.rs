@@ -1,0 +1,287 @@
+//! rtnetlink plumbing on a current-thread tokio runtime.
+//!
+//! One connection is opened in the host namespace and one bound to the container
+//! namespace (opened on a side thread, see `netns`); both are then driven from the
+//! runtime thread, which never changes namespace.
+
+use crate::error::{errno, Error, Result, EEXIST, ENODEV};
+use crate::netns::{run_in, Netns};
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::net::IpAddr;
+
+/// A connection in the calling thread's (host) namespace.
+pub fn connect_host() -> Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket", e))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// A connection bound to `ns`, usable from this (host) thread.
+pub fn connect_in(ns: &Netns) -> Result<Handle> {
+    let rt = tokio::runtime::Handle::current();
+    let (conn, handle, _) = run_in(ns, || {
+        let _ctx = rt.enter();
+        rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))
+    })?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
+    match h.link().get().match_name(name.to_string()).execute().try_next().await {
+        Ok(l) => Ok(l),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+        Err(e) => Err(Error::netlink(format!("failed to look up link {name}"), e)),
+    }
+}
+
+pub async fn link_by_index(h: &Handle, index: u32) -> Result<Option<LinkMessage>> {
+    match h.link().get().match_index(index).execute().try_next().await {
+        Ok(l) => Ok(l),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+        Err(e) => Err(Error::netlink(format!("failed to look up link #{index}"), e)),
+    }
+}
+
+/// Deletes a link by name; a missing link is success (DEL is idempotent).
+pub async fn delete_link(h: &Handle, name: &str) -> Result<bool> {
+    let Some(l) = link_by_name(h, name).await? else {
+        return Ok(false);
+    };
+    match h.link().del(l.header.index).execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(false),
+        Err(e) => Err(Error::netlink(format!("failed to delete link {name}"), e)),
+    }
+}
+
+pub fn mac_string(l: &LinkMessage) -> String {
+    l.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Address(b) => Some(b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+pub fn parse_mac(s: &str) -> Result<Vec<u8>> {
+    let bytes: Option<Vec<u8>> = s.split(':').map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    match bytes {
+        Some(b) if b.len() == 6 && s.len() == 17 => Ok(b),
+        _ => Err(Error::Conf(conf::Error::config(format!(
+            "MAC address {s:?} is invalid: use the form 02:aa:bb:cc:dd:ee"
+        )))),
+    }
+}
+
+pub fn link_alias(l: &LinkMessage) -> Option<&str> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+pub fn link_kind(l: &LinkMessage) -> Option<&InfoKind> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(k) => Some(k),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+pub fn link_controller(l: &LinkMessage) -> Option<u32> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Controller(i) => Some(*i),
+        _ => None,
+    })
+}
+
+/// For a veth: the peer's ifindex (in the peer's namespace).
+pub fn link_peer_index(l: &LinkMessage) -> Option<u32> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Link(i) => Some(*i),
+        _ => None,
+    })
+}
+
+pub fn is_up(l: &LinkMessage) -> bool {
+    l.header.flags.contains(LinkFlags::Up)
+}
+
+pub async fn set_up(h: &Handle, index: u32) -> Result<()> {
+    h.link()
+        .change(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("failed to set link #{index} up"), e))
+}
+
+/// The veth of one attachment, created in one request: the host end enslaved to the
+/// bridge and up, the container end created directly inside the container namespace
+/// (no cross-namespace move, which costs a `synchronize_net`).
+pub struct VethSpec<'a> {
+    pub host_name: &'a str,
+    pub container_name: &'a str,
+    pub netns_fd: i32,
+    pub bridge_index: u32,
+    pub mtu: Option<u32>,
+    pub container_mac: Option<Vec<u8>>,
+    /// Ownership tag for GC (`names::alias`).
+    pub alias: String,
+}
+
+pub async fn create_veth(h: &Handle, s: &VethSpec<'_>) -> Result<()> {
+    let mut peer = LinkUnspec::new_with_name(s.container_name).setns_by_fd(s.netns_fd).up();
+    let mut host =
+        LinkVeth::new(s.host_name, s.container_name).controller(s.bridge_index).alias(s.alias.clone()).up();
+    if let Some(m) = s.mtu {
+        peer = peer.mtu(m);
+        host = host.mtu(m);
+    }
+    if let Some(mac) = &s.container_mac {
+        peer = peer.address(mac.clone());
+    }
+    let msg = host.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
+    match h.link().add(msg).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EEXIST) => Err(Error::InterfaceExists(format!(
+            "failed to create veth {} / {}: an interface of that name already exists",
+            s.host_name, s.container_name
+        ))),
+        Err(e) => Err(Error::netlink(format!("failed to create veth {}", s.host_name), e)),
+    }
+}
+
+/// Adds an address; an identical address already present is success (concurrent ADDs
+/// race to put the gateway on the bridge).
+pub async fn add_address(h: &Handle, index: u32, ip: IpAddr, prefix: u8, nodad: bool) -> Result<()> {
+    let mut req = h.address().add(index, ip, prefix);
+    if nodad && ip.is_ipv6() {
+        req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) => Err(Error::netlink(format!("failed to add address {ip}/{prefix} to link #{index}"), e)),
+    }
+}
+
+pub async fn addresses(h: &Handle, index: u32) -> Result<Vec<(IpAddr, u8)>> {
+    let msgs: Vec<AddressMessage> = h
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink(format!("failed to list addresses of link #{index}"), e))?;
+    Ok(msgs
+        .iter()
+        .filter_map(|m| {
+            m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some((*ip, m.header.prefix_len)),
+                _ => None,
+            })
+        })
+        .collect())
+}
+
+/// Adds a route through `index`; an existing identical route is success.
+pub async fn add_route(h: &Handle, index: u32, dst: ipnetwork::IpNetwork, gw: Option<IpAddr>) -> Result<()> {
+    let mut b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(dst.network(), dst.prefix())
+        .map_err(|e| Error::Check(format!("invalid route destination {dst}: {e:?}")))?
+        .output_interface(index);
+    if let Some(g) = gw {
+        b = b.gateway(g).map_err(|e| Error::Check(format!("invalid route gateway {g}: {e:?}")))?;
+    }
+    match h.route().add(b.build()).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) => Err(Error::netlink(format!("failed to add route {dst} via {gw:?}"), e)),
+    }
+}
+
+/// All routes of one family in the main table, as (dst, gateway, oif).
+pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<(ipnetwork::IpNetwork, Option<IpAddr>, Option<u32>)>> {
+    let mut q = RouteMessageBuilder::<IpAddr>::new().build();
+    q.header.address_family = if v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
+    let msgs: Vec<RouteMessage> = h
+        .route()
+        .get(q)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink("failed to list routes", e))?;
+    let zero = if v6 { IpAddr::V6(0.into()) } else { IpAddr::V4(0.into()) };
+    Ok(msgs
+        .iter()
+        .map(|m| {
+            let mut dst = zero;
+            let (mut gw, mut oif) = (None, None);
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Destination(d) => dst = route_addr(d).unwrap_or(zero),
+                    RouteAttribute::Gateway(g) => gw = route_addr(g),
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    _ => {}
+                }
+            }
+            let net = ipnetwork::IpNetwork::new(dst, m.header.destination_prefix_length)
+                .unwrap_or_else(|_| ipnetwork::IpNetwork::from(zero));
+            (net, gw, oif)
+        })
+        .collect())
+}
+
+fn route_addr(a: &rtnetlink::packet_route::route::RouteAddress) -> Option<IpAddr> {
+    use rtnetlink::packet_route::route::RouteAddress;
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// Links enslaved to `master` (for GC of orphan ports).
+pub async fn ports_of(h: &Handle, master: u32) -> Result<Vec<LinkMessage>> {
+    let all: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink("failed to list links", e))?;
+    Ok(all.into_iter().filter(|l| link_controller(l) == Some(master)).collect())
+}
+
+pub fn link_name(l: &LinkMessage) -> &str {
+    l.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("02:aa:bb:cc:dd:0e").expect("mac"), vec![2, 0xaa, 0xbb, 0xcc, 0xdd, 0x0e]);
+        for bad in ["", "02:aa:bb:cc:dd", "02:aa:bb:cc:dd:ee:ff", "zz:aa:bb:cc:dd:ee", "2:a:b:c:d:e"] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Network namespaces.
+//!
+//! Invariant: `setns` is per thread, so a namespace is entered only through
+//! `NetnsGuard`, which restores the thread's original namespace on drop, and only on a
+//! short-lived side thread (`run_in`). The runtime thread that executes netlink
+//! requests and spawns `nft` never leaves the host namespace; sockets opened on the side
+//! thread stay bound to the container namespace after it returns.
+
+use crate::error::{Error, Result};
+use nix::sched::{setns, CloneFlags};
+use std::fs::File;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// An open network namespace file.
+pub struct Netns {
+    file: File,
+    path: String,
+}
+
+impl Netns {
+    /// Opens `path` and checks it is a namespace (nsfs bind mount or /proc/*/ns/net).
+    pub fn open(path: &str) -> Result<Netns> {
+        let file = File::open(path).map_err(|e| {
+            Error::NetnsNotFound(format!("failed to open netns {path:?} (CNI_NETNS): {e}"))
+        })?;
+        let st = nix::sys::statfs::fstatfs(&file)
+            .map_err(|e| Error::NetnsNotFound(format!("failed to statfs netns {path:?}: {e}")))?;
+        #[allow(clippy::unnecessary_cast)]
+        let magic = st.filesystem_type().0 as i64;
+        if magic != NSFS_MAGIC && magic != PROC_SUPER_MAGIC {
+            return Err(Error::NetnsNotFound(format!(
+                "CNI_NETNS {path:?} is not a network namespace (not an nsfs mount)"
+            )));
+        }
+        Ok(Netns { file, path: path.to_string() })
+    }
+
+    /// The calling thread's own namespace.
+    pub fn current() -> Result<Netns> {
+        Self::open("/proc/thread-self/ns/net")
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// While alive, the current thread is in the target namespace. Not `Send`: it must be
+/// dropped on the thread that created it.
+pub struct NetnsGuard {
+    orig: File,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl NetnsGuard {
+    pub fn enter(target: &Netns) -> Result<NetnsGuard> {
+        let orig = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| Error::io("failed to open the current netns", e))?;
+        setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+            Error::NetnsNotFound(format!("failed to enter netns {:?}: {e}", target.path))
+        })?;
+        Ok(NetnsGuard { orig, _not_send: PhantomData })
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        if let Err(e) = setns(self.orig.as_fd(), CloneFlags::CLONE_NEWNET) {
+            // A thread stranded in the container namespace could program the wrong
+            // host; nothing after this point can be trusted.
+            log::error!("failed to restore the original netns: {e}; aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// Runs `f` on a scoped side thread that is inside `ns` for the duration of the call.
+pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _guard = NetnsGuard::enter(ns)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::io("netns worker thread panicked", std::io::Error::other("panic"))))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_path_is_netns_not_found() {
+        let e = Netns::open("/nonexistent/netns").err().expect("error");
+        assert_eq!(e.code(), conf::ErrorCode::NetnsNotFound);
+    }
+
+    #[test]
+    fn regular_file_is_not_a_netns() {
+        let f = std::env::temp_dir().join(format!("vbridge-not-a-netns-{}", std::process::id()));
+        std::fs::write(&f, "x").expect("write");
+        let e = Netns::open(f.to_str().expect("utf8")).err().expect("error");
+        let _ = std::fs::remove_file(&f);
+        assert_eq!(e.code(), conf::ErrorCode::NetnsNotFound);
+    }
+
+    #[test]
+    fn current_opens() {
+        assert!(Netns::current().is_ok());
+    }
+}

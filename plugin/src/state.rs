@@ -1,0 +1,270 @@
+//! Per-network bookkeeping, so DEL and GC work without the container netns and
+//! firewall state is programmed once per network instead of once per ADD.
+//!
+//! Layout under `<stateDir>/<network>/`:
+//! - `lock`: flock held while attachments are registered/unregistered and while the
+//!   firewall is installed or removed, so "first" and "last" attachment are exact;
+//! - `attachments/<containerID>:<ifname>`: one JSON record per live attachment (host
+//!   veth, bridge, addresses); O(1) to add, remove and test for emptiness;
+//! - `firewall.json`: what was installed, stamped with the boot id and the inode of the
+//!   host netns. A reboot or a different host netns makes the stamp stale, so the next
+//!   ADD reinstalls instead of trusting rules that are gone.
+//!
+//! Every record is written atomically (temp file, fsync, rename).
+
+use crate::error::{Error, Result};
+use conf::Attachment;
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    #[serde(rename = "hostVeth")]
+    pub host_veth: String,
+    pub bridge: String,
+    pub ips: Vec<IpNetwork>,
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    #[serde(default)]
+    pub netns: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallStamp {
+    #[serde(rename = "bootID")]
+    pub boot_id: String,
+    #[serde(rename = "netnsInode")]
+    pub netns_inode: u64,
+    pub subnets: Vec<IpNetwork>,
+    pub masquerade: bool,
+    pub isolate: bool,
+}
+
+impl FirewallStamp {
+    /// The stamp for the current boot and host netns.
+    pub fn current(subnets: Vec<IpNetwork>, masquerade: bool, isolate: bool) -> Result<FirewallStamp> {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map_err(|e| Error::io("failed to read the boot id", e))?
+            .trim()
+            .to_string();
+        let netns_inode = std::fs::metadata("/proc/thread-self/ns/net")
+            .map_err(|e| Error::io("failed to stat the host netns", e))?
+            .ino();
+        Ok(FirewallStamp { boot_id, netns_inode, subnets, masquerade, isolate })
+    }
+
+    /// True when `self` (installed) already covers `want`.
+    pub fn covers(&self, want: &FirewallStamp) -> bool {
+        self.boot_id == want.boot_id
+            && self.netns_inode == want.netns_inode
+            && self.masquerade == want.masquerade
+            && self.isolate == want.isolate
+            && want.subnets.iter().all(|s| self.subnets.contains(s))
+    }
+}
+
+/// The locked state of one network. Dropping it releases the lock.
+pub struct NetState {
+    dir: PathBuf,
+    _lock: File,
+}
+
+fn record_name(a: &Attachment) -> String {
+    // Container ids never contain ':', interface names never contain ':' or '/'.
+    format!("{}:{}", a.container_id, a.ifname)
+}
+
+fn parse_record_name(name: &str) -> Option<Attachment> {
+    name.split_once(':').map(|(c, i)| Attachment::new(c, i))
+}
+
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let res = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(|e| Error::io(format!("failed to write {}", path.display()), e))
+}
+
+impl NetState {
+    pub fn lock(state_dir: &str, network: &str) -> Result<NetState> {
+        let dir = Path::new(state_dir).join(network);
+        let att = dir.join("attachments");
+        std::fs::create_dir_all(&att).map_err(|e| Error::io(format!("failed to create {}", att.display()), e))?;
+        let lock_path = dir.join("lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("failed to open {}", lock_path.display()), e))?;
+        let start = Instant::now();
+        loop {
+            match fs2::FileExt::try_lock_exclusive(&f) {
+                Ok(()) => break,
+                Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                    if start.elapsed() > LOCK_WAIT {
+                        return Err(Error::LockTimeout(format!(
+                            "timed out after {}s waiting for {}",
+                            LOCK_WAIT.as_secs(),
+                            lock_path.display()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(Error::io(format!("failed to lock {}", lock_path.display()), e)),
+            }
+        }
+        Ok(NetState { dir, _lock: f })
+    }
+
+    fn att_path(&self, a: &Attachment) -> PathBuf {
+        self.dir.join("attachments").join(record_name(a))
+    }
+
+    pub fn register(&self, a: &Attachment, rec: &AttachmentRecord) -> Result<()> {
+        let data = serde_json::to_vec(rec).map_err(|e| Error::StateCorrupt(e.to_string()))?;
+        write_atomic(&self.att_path(a), &data)
+    }
+
+    pub fn get(&self, a: &Attachment) -> Result<Option<AttachmentRecord>> {
+        read_json(&self.att_path(a))
+    }
+
+    /// Removes the record; returns it if it existed (a corrupt one is removed too: the
+    /// attachment is going away either way).
+    pub fn unregister(&self, a: &Attachment) -> Result<Option<AttachmentRecord>> {
+        let p = self.att_path(a);
+        let rec = read_json(&p).unwrap_or(None);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(rec),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("failed to remove {}", p.display()), e)),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<(Attachment, Option<AttachmentRecord>)>> {
+        let dir = self.dir.join("attachments");
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
+        let mut out = Vec::new();
+        for ent in rd.flatten() {
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if name.contains(".tmp.") {
+                continue;
+            }
+            if let Some(a) = parse_record_name(&name) {
+                out.push((a, read_json(&ent.path()).unwrap_or(None)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// True when no attachment is registered (reads at most one directory entry).
+    pub fn is_empty(&self) -> Result<bool> {
+        let dir = self.dir.join("attachments");
+        let mut rd = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
+        Ok(!rd.any(|e| e.map(|e| !e.file_name().to_string_lossy().contains(".tmp.")).unwrap_or(false)))
+    }
+
+    pub fn firewall(&self) -> Result<Option<FirewallStamp>> {
+        read_json(&self.dir.join("firewall.json"))
+    }
+
+    pub fn set_firewall(&self, stamp: Option<&FirewallStamp>) -> Result<()> {
+        let p = self.dir.join("firewall.json");
+        match stamp {
+            Some(s) => {
+                let data = serde_json::to_vec(s).map_err(|e| Error::StateCorrupt(e.to_string()))?;
+                write_atomic(&p, &data)
+            }
+            None => match std::fs::remove_file(&p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io(format!("failed to remove {}", p.display()), e)),
+            },
+        }
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<Option<T>> {
+    match std::fs::read(p) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            Error::StateCorrupt(format!("state file {} is corrupt ({e}); remove it and run GC", p.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("failed to read {}", p.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vbridge-state-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn rec() -> AttachmentRecord {
+        AttachmentRecord {
+            host_veth: "vb0".into(),
+            bridge: "cni0".into(),
+            ips: vec!["10.0.0.2/24".parse().expect("net")],
+            vlan: None,
+            netns: "/run/netns/x".into(),
+        }
+    }
+
+    #[test]
+    fn register_list_unregister() {
+        let d = tmp();
+        let s = NetState::lock(d.to_str().expect("utf8"), "net").expect("lock");
+        let a = Attachment::new("c1", "eth0");
+        assert!(s.is_empty().expect("empty"));
+        s.register(&a, &rec()).expect("reg");
+        assert!(!s.is_empty().expect("empty"));
+        assert_eq!(s.get(&a).expect("get"), Some(rec()));
+        assert_eq!(s.list().expect("list").len(), 1);
+        assert_eq!(s.unregister(&a).expect("unreg"), Some(rec()));
+        assert_eq!(s.unregister(&a).expect("unreg twice"), None);
+        assert!(s.is_empty().expect("empty"));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn stamp_covers() {
+        let a = FirewallStamp::current(vec!["10.0.0.0/24".parse().expect("n")], true, false).expect("stamp");
+        let mut b = a.clone();
+        assert!(a.covers(&b));
+        b.subnets.push("10.1.0.0/24".parse().expect("n"));
+        assert!(!a.covers(&b));
+        assert!(b.covers(&a));
+        let mut c = a.clone();
+        c.boot_id = "other".into();
+        assert!(!c.covers(&a));
+    }
+
+    #[test]
+    fn corrupt_record_is_reported() {
+        let d = tmp();
+        let s = NetState::lock(d.to_str().expect("utf8"), "net").expect("lock");
+        let a = Attachment::new("c1", "eth0");
+        std::fs::write(d.join("net/attachments/c1:eth0"), "{trunc").expect("write");
+        assert_eq!(s.get(&a).err().map(|e| e.code()), Some(conf::ErrorCode::StoreCorrupt));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

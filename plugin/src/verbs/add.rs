@@ -1,0 +1,232 @@
+//! ADD: bridge, veth, VLANs, IPAM, addresses and routes in the container, gateway,
+//! forwarding, firewall — and a full rollback if any step fails.
+
+use super::{load, runtime, subnets_of};
+use crate::bridge::{self, BridgeSpec};
+use crate::error::{Error, Result};
+use crate::ipam_client::IpamClient;
+use crate::names;
+use crate::netlink::{self, VethSpec};
+use crate::netns::Netns;
+use crate::network;
+use crate::state::AttachmentRecord;
+use crate::sysctl;
+use conf::netconf::NetConf;
+use conf::result::{Interface, IpConfig, Route};
+use conf::skel::Request;
+use conf::{Attachment, CniResult};
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::{Handle, LinkBridgePort};
+use std::net::IpAddr;
+
+pub fn add(req: &Request) -> Result<String> {
+    let conf = load(req)?;
+    let ipam = IpamClient::new(&conf, req)?;
+    let ns = Netns::open(&req.args.netns)?;
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let mut a = Add {
+            conf: &conf,
+            req,
+            ipam: &ipam,
+            ns: &ns,
+            att: req.args.attachment(),
+            host_veth: names::host_veth(&conf.name, &req.args.container_id, &req.args.ifname),
+            allocated: false,
+            veth: false,
+        };
+        let host = netlink::connect_host()?;
+        let out = a.run(&host).await;
+        if out.is_err() {
+            a.rollback(&host).await;
+        }
+        out
+    })?;
+    Ok(result.to_json(req.common.version))
+}
+
+struct Add<'a> {
+    conf: &'a NetConf,
+    req: &'a Request,
+    ipam: &'a IpamClient<'a>,
+    ns: &'a Netns,
+    att: Attachment,
+    host_veth: String,
+    allocated: bool,
+    veth: bool,
+}
+
+impl Add<'_> {
+    async fn run(&mut self, host: &Handle) -> Result<CniResult> {
+        let ctr = netlink::connect_in(self.ns)?;
+        let ifname = &self.req.args.ifname;
+        if netlink::link_by_name(&ctr, ifname).await?.is_some() {
+            return Err(Error::InterfaceExists(format!(
+                "interface {ifname:?} (CNI_IFNAME) already exists in netns {}",
+                self.ns.path()
+            )));
+        }
+        let trunk = self.conf.trunk_vids()?;
+        let vlan = self.conf.vlan.filter(|v| *v != 0).and_then(|v| u16::try_from(v).ok());
+        let br = bridge::ensure(
+            host,
+            &BridgeSpec {
+                name: self.conf.bridge_name(),
+                mtu: self.conf.mtu,
+                vlan_filtering: vlan.is_some() || !trunk.is_empty(),
+                promisc: self.conf.promisc_mode,
+            },
+        )
+        .await?;
+        let mut ipres = self.ipam.add(&self.att)?;
+        self.allocated = true;
+        let host_link = self.create_veth(host, br.header.index).await?;
+        self.configure_port(host, &host_link, vlan, &trunk).await?;
+        let ctr_link = netlink::link_by_name(&ctr, ifname)
+            .await?
+            .ok_or_else(|| Error::Check(format!("container interface {ifname} vanished after creation")))?;
+        let gateways = gateways(self.conf, &mut ipres);
+        self.configure_container(&ctr, ctr_link.header.index, &ipres, &gateways).await?;
+        self.configure_gateway(host, br.header.index, &ipres, &gateways).await?;
+        let addrs: Vec<IpNetwork> = ipres.ips.iter().map(|i| i.address).collect();
+        let rec = AttachmentRecord {
+            host_veth: self.host_veth.clone(),
+            bridge: self.conf.bridge_name().to_string(),
+            ips: addrs.clone(),
+            vlan,
+            netns: self.req.args.netns.clone(),
+        };
+        network::attach(self.conf, &self.att, &rec, &subnets_of(&addrs))?;
+        Ok(self.result(&br, &host_link, &ctr_link, ipres, &gateways))
+    }
+
+    async fn create_veth(&mut self, host: &Handle, bridge_index: u32) -> Result<LinkMessage> {
+        let mac = self.conf.mac(self.req.args.args.mac.as_deref()).map(netlink::parse_mac).transpose()?;
+        let spec = VethSpec {
+            host_name: &self.host_veth,
+            container_name: &self.req.args.ifname,
+            netns_fd: self.ns.raw_fd(),
+            bridge_index,
+            mtu: self.conf.mtu,
+            container_mac: mac,
+            alias: names::alias(&self.conf.name, &self.att.container_id, &self.att.ifname),
+        };
+        // A host end with our deterministic name can only be a leftover of this same
+        // attachment (its container end is gone, checked above): replace it.
+        if netlink::delete_link(host, &self.host_veth).await? {
+            log::warn!("removed stale host veth {}", self.host_veth);
+        }
+        netlink::create_veth(host, &spec).await?;
+        self.veth = true;
+        netlink::link_by_name(host, &self.host_veth)
+            .await?
+            .ok_or_else(|| Error::Check(format!("host veth {} vanished after creation", self.host_veth)))
+    }
+
+    async fn configure_port(&self, host: &Handle, l: &LinkMessage, vlan: Option<u16>, trunk: &[u16]) -> Result<()> {
+        let idx = l.header.index;
+        if self.conf.hairpin_mode || self.conf.port_isolation {
+            let msg = LinkBridgePort::new(idx).hairpin(self.conf.hairpin_mode).isolated(self.conf.port_isolation).build();
+            host.link()
+                .set_port(msg)
+                .execute()
+                .await
+                .map_err(|e| Error::netlink(format!("failed to set bridge port options on {}", self.host_veth), e))?;
+        }
+        bridge::configure_port_vlans(host, idx, vlan, trunk, self.conf.preserve_default_vlan).await
+    }
+
+    async fn configure_container(&self, ctr: &Handle, idx: u32, r: &CniResult, gws: &[IpAddr]) -> Result<()> {
+        // DAD would stall the first seconds of IPv6 traffic on a link we just created.
+        let nodad = !self.conf.enabledad;
+        for ip in &r.ips {
+            netlink::add_address(ctr, idx, ip.address.ip(), ip.address.prefix(), nodad).await?;
+        }
+        for route in &r.routes {
+            let gw = route.gw.or_else(|| gws.iter().copied().find(|g| g.is_ipv4() == route.dst.is_ipv4()));
+            netlink::add_route(ctr, idx, route.dst, gw).await?;
+        }
+        Ok(())
+    }
+
+    async fn configure_gateway(&self, host: &Handle, br: u32, r: &CniResult, gws: &[IpAddr]) -> Result<()> {
+        if !self.conf.gateway_mode() {
+            return Ok(());
+        }
+        for gw in gws {
+            let Some(prefix) = r.ips.iter().find(|i| i.address.contains(*gw)).map(|i| i.address.prefix()) else {
+                continue;
+            };
+            netlink::add_address(host, br, *gw, prefix, true).await?;
+            if gw.is_ipv4() {
+                sysctl::enable_ipv4_forwarding()?;
+            } else {
+                sysctl::enable_ipv6_forwarding()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn result(&self, br: &LinkMessage, host: &LinkMessage, ctr: &LinkMessage, ipres: CniResult, _gws: &[IpAddr]) -> CniResult {
+        let dns = match &self.conf.dns {
+            Some(d) if !d.is_empty() => d.clone(),
+            _ => ipres.dns,
+        };
+        CniResult {
+            interfaces: vec![
+                Interface { name: self.conf.bridge_name().into(), mac: netlink::mac_string(br), ..Default::default() },
+                Interface { name: self.host_veth.clone(), mac: netlink::mac_string(host), ..Default::default() },
+                Interface {
+                    name: self.req.args.ifname.clone(),
+                    mac: netlink::mac_string(ctr),
+                    sandbox: self.req.args.netns.clone(),
+                    ..Default::default()
+                },
+            ],
+            ips: ipres.ips.into_iter().map(|i| IpConfig { interface: Some(2), ..i }).collect(),
+            routes: ipres.routes,
+            dns,
+        }
+    }
+
+    /// Best effort: every undo step runs even if an earlier one fails.
+    async fn rollback(&self, host: &Handle) {
+        if self.veth {
+            if let Err(e) = netlink::delete_link(host, &self.host_veth).await {
+                log::error!("rollback: {e}");
+            }
+        }
+        if self.allocated {
+            if let Err(e) = self.ipam.del(&self.att) {
+                log::error!("rollback: failed to release the address: {e}");
+            }
+        }
+    }
+}
+
+/// The gateway of each family: IPAM's, else (in gateway mode) the subnet's first
+/// address, as the reference does. Adds the default routes `isDefaultGateway` asks for.
+fn gateways(conf: &NetConf, r: &mut CniResult) -> Vec<IpAddr> {
+    let mut gws: Vec<IpAddr> = Vec::new();
+    for ip in r.ips.iter_mut() {
+        if ip.gateway.is_none() && conf.gateway_mode() {
+            ip.gateway = conf::ipamconf::next_ip(ip.address.network()).filter(|g| *g != ip.address.ip());
+        }
+        if let Some(g) = ip.gateway {
+            if !gws.iter().any(|x| x.is_ipv4() == g.is_ipv4()) {
+                gws.push(g);
+            }
+        }
+    }
+    if conf.is_default_gateway {
+        for gw in &gws {
+            let dst = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+            let Ok(dst) = dst.parse::<IpNetwork>() else { continue };
+            if !r.routes.iter().any(|rt| rt.dst == dst) {
+                r.routes.push(Route::new(dst, Some(*gw)));
+            }
+        }
+    }
+    gws
+}

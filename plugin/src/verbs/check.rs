@@ -1,0 +1,111 @@
+//! CHECK: compares the live state with `prevResult` — container interface, its
+//! addresses and routes, the host veth on the bridge, VLAN membership is left to
+//! `bridge`, the IPAM reservation, and the firewall when configured. Silent on success.
+
+use super::{load, runtime, subnets_of};
+use crate::error::{Error, Result};
+use crate::firewall::{self, NetworkRules};
+use crate::ipam_client::IpamClient;
+use crate::netns::Netns;
+use crate::state::NetState;
+use crate::{names, netlink};
+use conf::netconf::NetConf;
+use conf::skel::Request;
+use conf::CniResult;
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::link::InfoKind;
+use rtnetlink::Handle;
+
+pub fn check(req: &Request) -> Result<()> {
+    let conf = load(req)?;
+    let prev = conf
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| conf::Error::config("\"prevResult\" is missing: CHECK needs the result of the ADD"))?;
+    let prev = CniResult::from_value(prev)?;
+    let att = req.args.attachment();
+    let ours: Vec<IpNetwork> = own_addresses(&prev, &req.args.ifname, &req.args.netns);
+    let ns = Netns::open(&req.args.netns)?;
+    runtime()?.block_on(async {
+        let host = netlink::connect_host()?;
+        let ctr = netlink::connect_in(&ns)?;
+        check_container(&ctr, &req.args.ifname, &prev, &ours).await?;
+        check_host(&host, &conf, &names::host_veth(&conf.name, &att.container_id, &att.ifname)).await
+    })?;
+    let ips: Vec<_> = ours.iter().map(|n| n.ip()).collect();
+    IpamClient::new(&conf, req)?.check(&att, &ips)?;
+    let st = NetState::lock(conf.state_dir(), &conf.name)?;
+    if st.get(&att)?.is_none() {
+        return Err(Error::Check(format!(
+            "attachment {}/{} is not registered in {}",
+            att.container_id,
+            att.ifname,
+            conf.state_dir()
+        )));
+    }
+    if (conf.ip_masq || conf.isolate) && !ours.is_empty() {
+        firewall::check(&NetworkRules {
+            network: &conf.name,
+            subnets: &subnets_of(&ours),
+            masquerade: conf.ip_masq,
+            isolate: conf.isolate,
+        })?;
+    }
+    Ok(())
+}
+
+/// Addresses of prevResult that belong to our container interface.
+fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> {
+    let idx = prev.interfaces.iter().position(|i| i.name == ifname && i.sandbox == netns);
+    prev.ips
+        .iter()
+        .filter(|ip| ip.interface.is_none() || ip.interface == idx)
+        .map(|ip| ip.address)
+        .collect()
+}
+
+async fn check_container(ctr: &Handle, ifname: &str, prev: &CniResult, ours: &[IpNetwork]) -> Result<()> {
+    let link = netlink::link_by_name(ctr, ifname)
+        .await?
+        .ok_or_else(|| Error::Check(format!("interface {ifname} is missing from the container")))?;
+    if netlink::link_kind(&link) != Some(&InfoKind::Veth) {
+        return Err(Error::Check(format!("container interface {ifname} is not a veth")));
+    }
+    if let Some(want) = prev.interfaces.iter().find(|i| i.name == ifname).map(|i| i.mac.to_lowercase()) {
+        let have = netlink::mac_string(&link);
+        if !want.is_empty() && want != have {
+            return Err(Error::Check(format!("{ifname} has MAC {have}, prevResult says {want}")));
+        }
+    }
+    let addrs = netlink::addresses(ctr, link.header.index).await?;
+    for n in ours {
+        if !addrs.contains(&(n.ip(), n.prefix())) {
+            return Err(Error::Check(format!("address {n} is missing from {ifname}")));
+        }
+    }
+    for r in &prev.routes {
+        let routes = netlink::routes(ctr, r.dst.is_ipv6()).await?;
+        let found = routes.iter().any(|(dst, gw, _)| *dst == r.dst && (r.gw.is_none() || *gw == r.gw));
+        if !found {
+            return Err(Error::Check(format!("route to {} via {:?} is missing in the container", r.dst, r.gw)));
+        }
+    }
+    Ok(())
+}
+
+async fn check_host(host: &Handle, conf: &NetConf, veth: &str) -> Result<()> {
+    let br_name = conf.bridge_name();
+    let br = netlink::link_by_name(host, br_name)
+        .await?
+        .ok_or_else(|| Error::Check(format!("bridge {br_name} is missing")))?;
+    if netlink::link_kind(&br) != Some(&InfoKind::Bridge) {
+        return Err(Error::Check(format!("{br_name} is not a bridge")));
+    }
+    let l = netlink::link_by_name(host, veth)
+        .await?
+        .ok_or_else(|| Error::Check(format!("host veth {veth} is missing")))?;
+    if netlink::link_controller(&l) != Some(br.header.index) {
+        return Err(Error::Check(format!("host veth {veth} is not attached to bridge {br_name}")));
+    }
+    Ok(())
+}

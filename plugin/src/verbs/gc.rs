@@ -1,0 +1,66 @@
+//! GC: releases everything of this network that belongs to an attachment not in
+//! `cni.dev/valid-attachments` (or `cni.dev/attachments`): registered attachments and
+//! their host veths, orphan host veths on the bridge (left by a killed ADD), IPAM
+//! reservations, and the firewall state once nothing is left. Keeps going on errors.
+
+use super::{load, runtime};
+use crate::error::{Error, Result};
+use crate::ipam_client::IpamClient;
+use crate::state::NetState;
+use crate::{names, netlink, network};
+use conf::skel::Request;
+use conf::Attachment;
+use std::collections::HashSet;
+
+pub fn gc(req: &Request) -> Result<()> {
+    let conf = load(req)?;
+    let valid = conf.gc_valid_attachments().ok_or_else(|| {
+        conf::Error::config("GC needs \"cni.dev/valid-attachments\" (the attachments to keep)")
+    })?;
+    let keep: HashSet<String> =
+        valid.iter().map(|a| names::host_veth(&conf.name, &a.container_id, &a.ifname)).collect();
+    let mut errs = Vec::new();
+
+    let st = NetState::lock(conf.state_dir(), &conf.name)?;
+    let stale: Vec<Attachment> = match st.list() {
+        Ok(l) => l.into_iter().map(|(a, _)| a).filter(|a| !valid.contains(a)).collect(),
+        Err(e) => {
+            errs.push(e);
+            vec![]
+        }
+    };
+    if let Err(e) = delete_veths(conf.bridge_name(), &conf.name, &stale, &keep) {
+        errs.push(e);
+    }
+    for a in &stale {
+        errs.extend(st.unregister(a).err());
+    }
+    match IpamClient::new(&conf, req) {
+        Ok(ipam) => errs.extend(ipam.gc(&valid).err()),
+        Err(e) => errs.push(e),
+    }
+    errs.extend(network::remove_firewall_if_unused(&conf, &st).err());
+    Error::from_list(errs)
+}
+
+/// Deletes the veths of `stale` plus every port of the bridge whose alias names this
+/// network and no valid attachment (other networks may share the bridge, one per VLAN).
+fn delete_veths(bridge: &str, network: &str, stale: &[Attachment], keep: &HashSet<String>) -> Result<()> {
+    runtime()?.block_on(async {
+        let h = netlink::connect_host()?;
+        let mut errs = Vec::new();
+        for a in stale {
+            errs.extend(netlink::delete_link(&h, &names::host_veth(network, &a.container_id, &a.ifname)).await.err());
+        }
+        if let Some(br) = netlink::link_by_name(&h, bridge).await? {
+            for port in netlink::ports_of(&h, br.header.index).await? {
+                let name = netlink::link_name(&port).to_string();
+                let ours = netlink::link_alias(&port).and_then(names::parse_alias).is_some_and(|(n, _)| n == network);
+                if ours && !keep.contains(&name) {
+                    errs.extend(netlink::delete_link(&h, &name).await.err());
+                }
+            }
+        }
+        Error::from_list(errs)
+    })
+}

@@ -1,0 +1,75 @@
+//! One file per CNI verb; this module wires them into `conf::skel::Plugin`.
+
+mod add;
+mod check;
+mod del;
+mod gc;
+mod status;
+
+use crate::error::{Error, Result};
+use conf::netconf::{decode, NetConf};
+use conf::skel::{Plugin, Request};
+use conf::CniError;
+
+pub struct VBridge;
+
+impl Plugin for VBridge {
+    fn about(&self) -> String {
+        format!(
+            "vbridge {}: CNI plugin for a VLAN-filtering Linux bridge (run `vbridge --help`)",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+    fn add(&self, req: &Request) -> Result<String, CniError> {
+        add::add(req).map_err(Into::into)
+    }
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        del::del(req).map_err(Into::into)
+    }
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        check::check(req).map_err(Into::into)
+    }
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        gc::gc(req).map_err(Into::into)
+    }
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        status::status(req).map_err(Into::into)
+    }
+}
+
+/// The typed config of a request, with the keys vbridge does not implement rejected
+/// (code 2) instead of silently ignored.
+pub(crate) fn load(req: &Request) -> Result<NetConf> {
+    let conf: NetConf = decode(&req.raw, "network config")?;
+    conf.validate()?;
+    for (on, key) in [(conf.mac_spoof_chk, "macspoofchk"), (conf.disable_container_interface, "disableContainerInterface")] {
+        if on {
+            return Err(conf::Error::UnsupportedField {
+                field: key.into(),
+                msg: format!("\"{key}\": true is not supported by vbridge; remove it or set it to false"),
+            }
+            .into());
+        }
+    }
+    Ok(conf)
+}
+
+/// A current-thread runtime: no worker threads, so no task can run in a namespace
+/// other than the host's.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| Error::io("failed to start the netlink runtime", e))
+}
+
+/// The network's subnets as seen in an IPAM result (address with host bits cleared).
+pub(crate) fn subnets_of(ips: &[ipnetwork::IpNetwork]) -> Vec<ipnetwork::IpNetwork> {
+    let mut out: Vec<ipnetwork::IpNetwork> = ips
+        .iter()
+        .filter_map(|n| ipnetwork::IpNetwork::new(n.network(), n.prefix()).ok())
+        .collect();
+    out.sort_by_key(|n| n.to_string());
+    out.dedup();
+    out
+}
