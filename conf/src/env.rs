@@ -52,7 +52,10 @@ pub struct Attachment {
 
 impl Attachment {
     pub fn new(container_id: impl Into<String>, ifname: impl Into<String>) -> Self {
-        Attachment { container_id: container_id.into(), ifname: ifname.into() }
+        Attachment {
+            container_id: container_id.into(),
+            ifname: ifname.into(),
+        }
     }
 }
 
@@ -82,13 +85,17 @@ impl CniArgs {
         let mut ignore_unknown = false;
         for part in s.split(';').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| {
-                Error::Env(format!("CNI_ARGS: invalid pair {part:?}, expected KEY=VALUE"))
+                Error::Env(format!(
+                    "CNI_ARGS: invalid pair {part:?}, expected KEY=VALUE"
+                ))
             })?;
             match k {
                 "IgnoreUnknown" => {
                     ignore_unknown = matches!(v.to_ascii_lowercase().as_str(), "1" | "true")
                 }
-                "IP" => out.ip.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+                "IP" => out
+                    .ip
+                    .extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string)),
                 "MAC" => out.mac = Some(v.to_string()),
                 _ if KNOWN_ARGS.contains(&k) => {}
                 _ => unknown.push(k.to_string()),
@@ -140,7 +147,9 @@ impl CmdArgs {
             netns: get("CNI_NETNS"),
             ifname: get("CNI_IFNAME"),
             args: CniArgs::parse(&get("CNI_ARGS"))?,
-            path: std::env::split_paths(&get("CNI_PATH")).filter(|p| !p.as_os_str().is_empty()).collect(),
+            path: std::env::split_paths(&get("CNI_PATH"))
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect(),
             stdin,
         };
         if needs_container && a.container_id.is_empty() {
@@ -156,7 +165,10 @@ impl CmdArgs {
             missing.push("CNI_PATH");
         }
         if !missing.is_empty() {
-            return Err(Error::Env(format!("required env variables [{}] missing", missing.join(","))));
+            return Err(Error::Env(format!(
+                "required env variables [{}] missing",
+                missing.join(",")
+            )));
         }
         if needs_container {
             if !is_valid_id(&a.container_id) {
@@ -179,8 +191,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k: &str| m.get(k).cloned()
     }
 
@@ -202,13 +216,20 @@ mod tests {
     fn missing_vars_listed() {
         let e = CmdArgs::from_env(Command::Add, &env(&[("CNI_PATH", "/x")]), vec![]).unwrap_err();
         let m = e.to_string();
-        assert!(m.contains("CNI_CONTAINERID") && m.contains("CNI_NETNS") && m.contains("CNI_IFNAME"), "{m}");
+        assert!(
+            m.contains("CNI_CONTAINERID") && m.contains("CNI_NETNS") && m.contains("CNI_IFNAME"),
+            "{m}"
+        );
         assert_eq!(e.code(), crate::ErrorCode::InvalidEnv);
     }
 
     #[test]
     fn del_without_netns_is_fine() {
-        let e = env(&[("CNI_CONTAINERID", "c"), ("CNI_IFNAME", "eth0"), ("CNI_PATH", "")]);
+        let e = env(&[
+            ("CNI_CONTAINERID", "c"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", ""),
+        ]);
         assert!(CmdArgs::from_env(Command::Del, &e, vec![]).is_ok());
     }
 
@@ -228,7 +249,10 @@ mod tests {
         let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAME=x;FOO=bar;IP=10.0.0.5").expect("ok");
         assert_eq!(a.ip, vec!["10.0.0.5"]);
         assert!(CniArgs::parse("FOO=bar").is_err());
-        assert!(CniArgs::parse("K8S_POD_NAME=x;MAC=aa:bb:cc:dd:ee:ff").expect("ok").mac.is_some());
+        assert!(CniArgs::parse("K8S_POD_NAME=x;MAC=aa:bb:cc:dd:ee:ff")
+            .expect("ok")
+            .mac
+            .is_some());
         assert!(CniArgs::parse("garbage").is_err());
         assert_eq!(CniArgs::parse("").expect("ok"), CniArgs::default());
     }
@@ -236,6 +260,9 @@ mod tests {
     #[test]
     fn commands() {
         assert_eq!(Command::parse("GC").expect("gc"), Command::Gc);
-        assert_eq!(Command::parse("BOGUS").unwrap_err().code(), crate::ErrorCode::InvalidEnv);
+        assert_eq!(
+            Command::parse("BOGUS").unwrap_err().code(),
+            crate::ErrorCode::InvalidEnv
+        );
     }
 }

@@ -92,7 +92,10 @@ impl CniError {
     pub fn to_json(&self) -> String {
         // Serializing a struct of strings and an integer cannot fail.
         serde_json::to_string(self).unwrap_or_else(|_| {
-            format!(r#"{{"cniVersion":"{}","code":999,"msg":"internal error"}}"#, self.cni_version)
+            format!(
+                r#"{{"cniVersion":"{}","code":999,"msg":"internal error"}}"#,
+                self.cni_version
+            )
         })
     }
 }

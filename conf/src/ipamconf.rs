@@ -110,17 +110,22 @@ pub fn u128_to_ip(n: u128, like: IpAddr) -> Option<IpAddr> {
 }
 
 pub fn next_ip(ip: IpAddr) -> Option<IpAddr> {
-    ip_to_u128(ip).checked_add(1).and_then(|n| u128_to_ip(n, ip))
+    ip_to_u128(ip)
+        .checked_add(1)
+        .and_then(|n| u128_to_ip(n, ip))
 }
 
 fn parse_ip(s: &str, field: &str) -> Result<IpAddr, Error> {
-    s.parse().map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
+    s.parse()
+        .map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
 }
 
 fn parse_subnet(s: &str, field: &str) -> Result<IpNetwork, Error> {
-    let n: IpNetwork = s
-        .parse()
-        .map_err(|_| Error::config(format!("{field}: {s:?} is not a CIDR subnet (e.g. 10.88.0.0/16)")))?;
+    let n: IpNetwork = s.parse().map_err(|_| {
+        Error::config(format!(
+            "{field}: {s:?} is not a CIDR subnet (e.g. 10.88.0.0/16)"
+        ))
+    })?;
     if n.ip() != n.network() {
         return Err(Error::config(format!(
             "{field}: {s:?} has host bits set; did you mean {}/{}?",
@@ -130,7 +135,10 @@ fn parse_subnet(s: &str, field: &str) -> Result<IpNetwork, Error> {
     }
     let bits = if n.is_ipv4() { 32 } else { 128 };
     if n.prefix() + 2 > bits {
-        return Err(Error::config(format!("{field}: {s:?} is too small to allocate from (need /{} or larger)", bits - 2)));
+        return Err(Error::config(format!(
+            "{field}: {s:?} is too small to allocate from (need /{} or larger)",
+            bits - 2
+        )));
     }
     Ok(n)
 }
@@ -148,32 +156,48 @@ impl RangeConf {
         let like = subnet.network();
         let inside = |ip: IpAddr, what: &str| -> Result<IpAddr, Error> {
             if !subnet.contains(ip) {
-                return Err(Error::config(format!("{field}.{what} {ip} is outside subnet {subnet}")));
+                return Err(Error::config(format!(
+                    "{field}.{what} {ip} is outside subnet {subnet}"
+                )));
             }
             Ok(ip)
         };
         let gateway = match &self.gateway {
-            Some(g) if !g.is_empty() => Some(inside(parse_ip(g, &format!("{field}.gateway"))?, "gateway")?),
+            Some(g) if !g.is_empty() => Some(inside(
+                parse_ip(g, &format!("{field}.gateway"))?,
+                "gateway",
+            )?),
             _ => u128_to_ip(net + 1, like),
         };
         let start = match &self.range_start {
-            Some(s) if !s.is_empty() => inside(parse_ip(s, &format!("{field}.rangeStart"))?, "rangeStart")?,
+            Some(s) if !s.is_empty() => {
+                inside(parse_ip(s, &format!("{field}.rangeStart"))?, "rangeStart")?
+            }
             _ => u128_to_ip(net + 1, like).unwrap_or(like),
         };
         let end = match &self.range_end {
-            Some(s) if !s.is_empty() => inside(parse_ip(s, &format!("{field}.rangeEnd"))?, "rangeEnd")?,
+            Some(s) if !s.is_empty() => {
+                inside(parse_ip(s, &format!("{field}.rangeEnd"))?, "rangeEnd")?
+            }
             _ => u128_to_ip(last, like).unwrap_or(like),
         };
         let (s, e) = (ip_to_u128(start), ip_to_u128(end));
         if s > e {
-            return Err(Error::config(format!("{field}: rangeStart {start} is after rangeEnd {end}")));
+            return Err(Error::config(format!(
+                "{field}: rangeStart {start} is after rangeEnd {end}"
+            )));
         }
         if s == net || (subnet.is_ipv4() && e == last + 1) {
             return Err(Error::config(format!(
                 "{field}: the range {start}-{end} includes the network or broadcast address of {subnet}"
             )));
         }
-        Ok(Range { subnet, start, end, gateway })
+        Ok(Range {
+            subnet,
+            start,
+            end,
+            gateway,
+        })
     }
 }
 
@@ -186,7 +210,8 @@ fn overlaps(a: &Range, b: &Range) -> bool {
 fn parse_requested(s: &str, field: &str) -> Result<IpAddr, Error> {
     // Runtimes send both "10.1.2.3" and "10.1.2.3/24" (the ips capability uses CIDR).
     let ip = s.split('/').next().unwrap_or(s);
-    ip.parse().map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
+    ip.parse()
+        .map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
 }
 
 impl IpamSection {
@@ -194,7 +219,12 @@ impl IpamSection {
         let mut raw: Vec<(String, Vec<RangeConf>)> = Vec::new();
         // runtimeConfig.ipRanges replaces the configured ranges (host-local semantics).
         if !runtime.is_empty() {
-            raw.extend(runtime.iter().enumerate().map(|(i, s)| (format!("runtimeConfig.ipRanges[{i}]"), s.clone())));
+            raw.extend(
+                runtime
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("runtimeConfig.ipRanges[{i}]"), s.clone())),
+            );
         } else {
             if let Some(subnet) = self.subnet.as_ref().filter(|s| !s.is_empty()) {
                 let legacy = RangeConf {
@@ -205,7 +235,12 @@ impl IpamSection {
                 };
                 raw.push(("ipam".into(), vec![legacy]));
             }
-            raw.extend(self.ranges.iter().enumerate().map(|(i, s)| (format!("ipam.ranges[{i}]"), s.clone())));
+            raw.extend(
+                self.ranges
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("ipam.ranges[{i}]"), s.clone())),
+            );
         }
         let mut sets = Vec::new();
         for (field, set) in raw {
@@ -241,7 +276,11 @@ impl IpamSection {
                     .dst
                     .parse()
                     .map_err(|_| Error::config(format!("{f}.dst: {:?} is not a CIDR", r.dst)))?;
-                let gw = r.gw.as_deref().filter(|g| !g.is_empty()).map(|g| parse_ip(g, &format!("{f}.gw"))).transpose()?;
+                let gw =
+                    r.gw.as_deref()
+                        .filter(|g| !g.is_empty())
+                        .map(|g| parse_ip(g, &format!("{f}.gw")))
+                        .transpose()?;
                 Ok(Route::new(dst, gw))
             })
             .collect()
@@ -259,11 +298,18 @@ impl IpamConfig {
         Self::from_section(&conf.name, raw, conf, args)
     }
 
-    pub fn from_section(network: &str, raw: &Value, conf: &NetConf, args: &CmdArgs) -> Result<IpamConfig, Error> {
+    pub fn from_section(
+        network: &str,
+        raw: &Value,
+        conf: &NetConf,
+        args: &CmdArgs,
+    ) -> Result<IpamConfig, Error> {
         let sec: IpamSection = decode(raw, "ipam")?;
         let range_sets = sec.range_sets(&conf.runtime_config.ip_ranges)?;
         if range_sets.is_empty() {
-            return Err(Error::config("ipam: no \"subnet\" or \"ranges\" configured"));
+            return Err(Error::config(
+                "ipam: no \"subnet\" or \"ranges\" configured",
+            ));
         }
         let exclude = sec
             .exclude
@@ -272,9 +318,13 @@ impl IpamConfig {
             .map(|(i, e)| {
                 let f = format!("ipam.exclude[{i}]");
                 if e.contains('/') {
-                    e.parse::<IpNetwork>().map_err(|_| Error::config(format!("{f}: {e:?} is not a CIDR")))
+                    e.parse::<IpNetwork>()
+                        .map_err(|_| Error::config(format!("{f}: {e:?} is not a CIDR")))
                 } else {
-                    parse_ip(e, &f).and_then(|ip| IpNetwork::new(ip, if ip.is_ipv4() { 32 } else { 128 }).map_err(|x| Error::config(x.to_string())))
+                    parse_ip(e, &f).and_then(|ip| {
+                        IpNetwork::new(ip, if ip.is_ipv4() { 32 } else { 128 })
+                            .map_err(|x| Error::config(x.to_string()))
+                    })
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -297,7 +347,12 @@ impl IpamConfig {
             network: network.to_string(),
             range_sets,
             routes: sec.routes()?,
-            data_dir: PathBuf::from(sec.data_dir.as_deref().filter(|d| !d.is_empty()).unwrap_or(DEFAULT_DATA_DIR)),
+            data_dir: PathBuf::from(
+                sec.data_dir
+                    .as_deref()
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or(DEFAULT_DATA_DIR),
+            ),
             exclude,
             requested,
             dns,
@@ -348,13 +403,17 @@ mod tests {
         let r = &c.range_sets[0][0];
         assert_eq!(r.start.to_string(), "10.1.0.1");
         assert_eq!(r.end.to_string(), "10.1.0.254");
-        assert_eq!(r.gateway.map(|g| g.to_string()).as_deref(), Some("10.1.0.1"));
+        assert_eq!(
+            r.gateway.map(|g| g.to_string()).as_deref(),
+            Some("10.1.0.1")
+        );
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
     }
 
     #[test]
     fn v6_defaults() {
-        let c = conf(r#"{"type":"vbridge-ipam","ranges":[[{"subnet":"fd00:1::/64"}]]}"#).expect("ok");
+        let c =
+            conf(r#"{"type":"vbridge-ipam","ranges":[[{"subnet":"fd00:1::/64"}]]}"#).expect("ok");
         let r = &c.range_sets[0][0];
         assert_eq!(r.start.to_string(), "fd00:1::1");
         assert_eq!(r.end.to_string(), "fd00:1::ffff:ffff:ffff:ffff");
@@ -391,7 +450,10 @@ mod tests {
         let doc = r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipam":{"subnet":"10.1.0.0/24"},
             "runtimeConfig":{"ips":["10.1.0.7/24"]},"args":{"cni":{"ips":["10.1.0.8"]}}}"#;
         let (_, c, _) = NetConf::parse(doc.as_bytes()).expect("ok");
-        let args = CmdArgs { args: crate::env::CniArgs::parse("IP=10.1.0.9").expect("args"), ..Default::default() };
+        let args = CmdArgs {
+            args: crate::env::CniArgs::parse("IP=10.1.0.9").expect("args"),
+            ..Default::default()
+        };
         let i = IpamConfig::from_netconf(&c, &args).expect("ok");
         let got: Vec<String> = i.requested.iter().map(|a| a.to_string()).collect();
         assert_eq!(got, ["10.1.0.7", "10.1.0.8", "10.1.0.9"]);
@@ -418,11 +480,17 @@ mod tests {
 
     #[test]
     fn exclude_and_next() {
-        let c = conf(r#"{"subnet":"10.1.0.0/24","exclude":["10.1.0.5","10.1.0.64/26"]}"#).expect("ok");
+        let c =
+            conf(r#"{"subnet":"10.1.0.0/24","exclude":["10.1.0.5","10.1.0.64/26"]}"#).expect("ok");
         assert!(c.is_excluded("10.1.0.5".parse().expect("ip")));
         assert!(c.is_excluded("10.1.0.100".parse().expect("ip")));
         assert!(!c.is_excluded("10.1.0.6".parse().expect("ip")));
-        assert_eq!(next_ip("10.0.0.255".parse().expect("ip")).map(|i| i.to_string()).as_deref(), Some("10.0.1.0"));
+        assert_eq!(
+            next_ip("10.0.0.255".parse().expect("ip"))
+                .map(|i| i.to_string())
+                .as_deref(),
+            Some("10.0.1.0")
+        );
         assert!(next_ip("255.255.255.255".parse().expect("ip")).is_none());
     }
 }

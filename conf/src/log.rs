@@ -33,7 +33,13 @@ impl Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let line = format!("{} {}[{}]: {}\n", r.level(), self.prefix, std::process::id(), r.args());
+        let line = format!(
+            "{} {}[{}]: {}\n",
+            r.level(),
+            self.prefix,
+            std::process::id(),
+            r.args()
+        );
         // A failing log write must never fail the CNI operation itself.
         let _ = std::io::stderr().write_all(line.as_bytes());
         if let Some(f) = &self.file {
@@ -51,11 +57,22 @@ impl Log for Logger {
 pub fn init(prefix: &'static str, level: Option<&str>, file: Option<&str>) {
     let level = level
         .and_then(parse_level)
-        .or_else(|| std::env::var("VBRIDGE_LOG").ok().as_deref().and_then(parse_level))
+        .or_else(|| {
+            std::env::var("VBRIDGE_LOG")
+                .ok()
+                .as_deref()
+                .and_then(parse_level)
+        })
         .unwrap_or(LevelFilter::Warn);
     let file = file
         .filter(|f| !f.is_empty())
-        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok())
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        })
         .map(Mutex::new);
     // Leaked on purpose: the logger lives as long as this one-shot process.
     if log::set_logger(Box::leak(Box::new(Logger { prefix, file }))).is_ok() {

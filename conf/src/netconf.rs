@@ -17,10 +17,15 @@ use serde_json::Value;
 /// Parses JSON bytes into a value; invalid JSON, a too deep document, or a non-object
 /// are decode errors (code 6).
 pub fn parse_value(bytes: &[u8]) -> Result<Value, Error> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Decode { what: "network config".into(), msg: e.to_string() })?;
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+        what: "network config".into(),
+        msg: e.to_string(),
+    })?;
     if !v.is_object() {
-        return Err(Error::Decode { what: "network config".into(), msg: "expected a JSON object".into() });
+        return Err(Error::Decode {
+            what: "network config".into(),
+            msg: "expected a JSON object".into(),
+        });
     }
     Ok(v)
 }
@@ -29,7 +34,10 @@ pub fn parse_value(bytes: &[u8]) -> Result<Value, Error> {
 pub fn decode<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T, Error> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        Error::Decode { what: format!("{what} field {path:?}"), msg: e.into_inner().to_string() }
+        Error::Decode {
+            what: format!("{what} field {path:?}"),
+            msg: e.into_inner().to_string(),
+        }
     })
 }
 
@@ -48,11 +56,17 @@ impl Common {
         let version = match v.get("cniVersion") {
             None => Version::parse("")?,
             Some(Value::String(s)) => Version::parse(s)?,
-            Some(other) => return Err(Error::Version(format!("cniVersion must be a string, got {other}"))),
+            Some(other) => {
+                return Err(Error::Version(format!(
+                    "cniVersion must be a string, got {other}"
+                )))
+            }
         };
         let name = s("name").unwrap_or_default().to_string();
         if name.is_empty() {
-            return Err(Error::config("\"name\" is missing: every network needs a name"));
+            return Err(Error::config(
+                "\"name\" is missing: every network needs a name",
+            ));
         }
         if !is_valid_id(&name) {
             return Err(Error::config(format!(
@@ -65,7 +79,11 @@ impl Common {
                 "\"type\" {kind:?} is invalid: it must name the plugin binary, e.g. \"vbridge\""
             )));
         }
-        Ok(Common { version, name, kind })
+        Ok(Common {
+            version,
+            name,
+            kind,
+        })
     }
 }
 
@@ -177,11 +195,17 @@ impl NetConf {
     }
 
     pub fn bridge_name(&self) -> &str {
-        self.bridge.as_deref().filter(|b| !b.is_empty()).unwrap_or(DEFAULT_BRIDGE)
+        self.bridge
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .unwrap_or(DEFAULT_BRIDGE)
     }
 
     pub fn state_dir(&self) -> &str {
-        self.state_dir.as_deref().filter(|b| !b.is_empty()).unwrap_or(DEFAULT_STATE_DIR)
+        self.state_dir
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .unwrap_or(DEFAULT_STATE_DIR)
     }
 
     /// Gateway mode: `isDefaultGateway` implies `isGateway`, as in the reference.
@@ -233,7 +257,9 @@ impl NetConf {
                 }
             }
             if lo > hi {
-                return Err(Error::config(format!("{field}: minID {lo} is greater than maxID {hi}")));
+                return Err(Error::config(format!(
+                    "{field}: minID {lo} is greater than maxID {hi}"
+                )));
             }
             // Bounded by 1..=4094 above, so the cast is exact.
             out.extend((lo..=hi).map(|v| v as u16));
@@ -268,7 +294,9 @@ impl NetConf {
             }
         }
         if self.hairpin_mode && self.promisc_mode {
-            return Err(Error::config("\"hairpinMode\" and \"promiscMode\" cannot both be true"));
+            return Err(Error::config(
+                "\"hairpinMode\" and \"promiscMode\" cannot both be true",
+            ));
         }
         if let Some(l) = &self.log_level {
             if crate::log::parse_level(l).is_none() {
@@ -316,18 +344,40 @@ mod tests {
     fn error_codes() {
         assert_eq!(code("{not json"), ErrorCode::Decode);
         assert_eq!(code("[1,2]"), ErrorCode::Decode);
-        assert_eq!(code(r#"{"name":"n","type":"vbridge"}"#), ErrorCode::IncompatibleVersion);
-        assert_eq!(code(r#"{"cniVersion":"0.2.0","name":"n","type":"vbridge"}"#), ErrorCode::IncompatibleVersion);
-        assert_eq!(code(r#"{"cniVersion":"1.0.0","type":"vbridge"}"#), ErrorCode::InvalidConfig);
-        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"../../etc","type":"vbridge"}"#), ErrorCode::InvalidConfig);
-        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"n"}"#), ErrorCode::InvalidConfig);
-        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","mtu":10}"#), ErrorCode::InvalidConfig);
-        assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":5000}"#), ErrorCode::InvalidConfig);
+        assert_eq!(
+            code(r#"{"name":"n","type":"vbridge"}"#),
+            ErrorCode::IncompatibleVersion
+        );
+        assert_eq!(
+            code(r#"{"cniVersion":"0.2.0","name":"n","type":"vbridge"}"#),
+            ErrorCode::IncompatibleVersion
+        );
+        assert_eq!(
+            code(r#"{"cniVersion":"1.0.0","type":"vbridge"}"#),
+            ErrorCode::InvalidConfig
+        );
+        assert_eq!(
+            code(r#"{"cniVersion":"1.0.0","name":"../../etc","type":"vbridge"}"#),
+            ErrorCode::InvalidConfig
+        );
+        assert_eq!(
+            code(r#"{"cniVersion":"1.0.0","name":"n"}"#),
+            ErrorCode::InvalidConfig
+        );
+        assert_eq!(
+            code(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","mtu":10}"#),
+            ErrorCode::InvalidConfig
+        );
+        assert_eq!(
+            code(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":5000}"#),
+            ErrorCode::InvalidConfig
+        );
     }
 
     #[test]
     fn type_errors_name_the_field() {
-        let e = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","mtu":"big"}"#).unwrap_err();
+        let e =
+            parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","mtu":"big"}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::Decode);
         assert!(e.to_string().contains("mtu"), "{e}");
     }
@@ -348,8 +398,11 @@ mod tests {
 
     #[test]
     fn trunks() {
-        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":10,
-            "vlanTrunk":[{"id":20},{"minID":30,"maxID":32}]}"#).expect("ok");
+        let c = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":10,
+            "vlanTrunk":[{"id":20},{"minID":30,"maxID":32}]}"#,
+        )
+        .expect("ok");
         assert_eq!(c.trunk_vids().expect("vids"), vec![20, 30, 31, 32]);
         for bad in [
             r#"[{"id":0}]"#,
@@ -358,7 +411,9 @@ mod tests {
             r#"[{"minID":5}]"#,
             r#"[{"id":10}]"#,
         ] {
-            let s = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":10,"vlanTrunk":{bad}}}"#);
+            let s = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":10,"vlanTrunk":{bad}}}"#
+            );
             assert_eq!(code(&s), ErrorCode::InvalidConfig, "{bad}");
         }
     }

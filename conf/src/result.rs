@@ -31,7 +31,11 @@ pub struct Interface {
     pub mtu: Option<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sandbox: String,
-    #[serde(rename = "socketPath", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "socketPath",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub socket_path: String,
     #[serde(rename = "pciID", default, skip_serializing_if = "String::is_empty")]
     pub pci_id: String,
@@ -65,7 +69,15 @@ pub struct Route {
 
 impl Route {
     pub fn new(dst: IpNetwork, gw: Option<IpAddr>) -> Self {
-        Route { dst, gw, mtu: None, advmss: None, priority: None, table: None, scope: None }
+        Route {
+            dst,
+            gw,
+            mtu: None,
+            advmss: None,
+            priority: None,
+            table: None,
+            scope: None,
+        }
     }
 }
 
@@ -98,8 +110,10 @@ impl CniResult {
     /// Parses a `prevResult` of any supported version (extra fields such as
     /// `ips[].version` are ignored).
     pub fn from_value(v: &Value) -> Result<CniResult, Error> {
-        serde_json::from_value(v.clone())
-            .map_err(|e| Error::Decode { what: "prevResult".into(), msg: e.to_string() })
+        serde_json::from_value(v.clone()).map_err(|e| Error::Decode {
+            what: "prevResult".into(),
+            msg: e.to_string(),
+        })
     }
 
     /// The result as the JSON object of `version`, `cniVersion` included.
@@ -149,7 +163,11 @@ mod tests {
     fn sample() -> CniResult {
         CniResult {
             interfaces: vec![
-                Interface { name: "cni0".into(), mac: "aa:bb:cc:dd:ee:01".into(), ..Default::default() },
+                Interface {
+                    name: "cni0".into(),
+                    mac: "aa:bb:cc:dd:ee:01".into(),
+                    ..Default::default()
+                },
                 Interface {
                     name: "eth0".into(),
                     mac: "aa:bb:cc:dd:ee:02".into(),
@@ -164,9 +182,16 @@ mod tests {
                     address: "10.1.0.2/24".parse().expect("net"),
                     gateway: Some("10.1.0.1".parse().expect("ip")),
                 },
-                IpConfig { interface: Some(1), address: "fd00::2/64".parse().expect("net"), gateway: None },
+                IpConfig {
+                    interface: Some(1),
+                    address: "fd00::2/64".parse().expect("net"),
+                    gateway: None,
+                },
             ],
-            routes: vec![Route { priority: Some(10), ..Route::new("0.0.0.0/0".parse().expect("net"), None) }],
+            routes: vec![Route {
+                priority: Some(10),
+                ..Route::new("0.0.0.0/0".parse().expect("net"), None)
+            }],
             dns: Dns::default(),
         }
     }
@@ -213,7 +238,8 @@ mod tests {
 
     #[test]
     fn bad_prev_result() {
-        let e = CniResult::from_value(&serde_json::json!({"ips": [{"address": "nope"}]})).unwrap_err();
+        let e =
+            CniResult::from_value(&serde_json::json!({"ips": [{"address": "nope"}]})).unwrap_err();
         assert_eq!(e.code(), crate::ErrorCode::Decode);
     }
 }

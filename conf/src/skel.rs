@@ -41,11 +41,17 @@ pub struct Io<'a> {
 pub fn run(plugin: &dyn Plugin, log_prefix: &'static str) -> i32 {
     install_panic_hook();
     let getenv = |k: &str| std::env::var(k).ok();
-    let (mut stdin, mut stdout, mut stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let (mut stdin, mut stdout, mut stderr) =
+        (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let code = run_with(
         plugin,
         log_prefix,
-        Io { getenv: &getenv, stdin: &mut stdin, stdout: &mut stdout, stderr: &mut stderr },
+        Io {
+            getenv: &getenv,
+            stdin: &mut stdin,
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+        },
     );
     let _ = stdout.flush();
     code
@@ -63,7 +69,12 @@ fn install_panic_hook() {
 pub fn run_with(plugin: &dyn Plugin, log_prefix: &'static str, io: Io<'_>) -> i32 {
     let cmd = match (io.getenv)("CNI_COMMAND") {
         None => {
-            let _ = writeln!(io.stderr, "{}\nCNI protocol versions supported: {}", plugin.about(), SUPPORTED.join(", "));
+            let _ = writeln!(
+                io.stderr,
+                "{}\nCNI protocol versions supported: {}",
+                plugin.about(),
+                SUPPORTED.join(", ")
+            );
             return 0;
         }
         Some(c) => c,
@@ -101,15 +112,20 @@ fn dispatch(
         // The reference ignores stdin here; echo a supported requested version if any.
         let mut buf = Vec::new();
         let _ = stdin.read_to_end(&mut buf);
-        let req: Option<String> = serde_json::from_slice::<Value>(&buf)
-            .ok()
-            .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(str::to_string));
+        let req: Option<String> = serde_json::from_slice::<Value>(&buf).ok().and_then(|v| {
+            v.get("cniVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
         return Ok(version_reply(req.as_deref()));
     }
     let mut buf = Vec::new();
-    stdin
-        .read_to_end(&mut buf)
-        .map_err(|e| CniError::new(ErrorCode::Io, format!("failed to read the network config from stdin: {e}")))?;
+    stdin.read_to_end(&mut buf).map_err(|e| {
+        CniError::new(
+            ErrorCode::Io,
+            format!("failed to read the network config from stdin: {e}"),
+        )
+    })?;
     let raw = parse_value(&buf)?;
     let s = |k: &str| raw.get(k).and_then(Value::as_str);
     crate::log::init(log_prefix, s("logLevel"), s("logFile"));
@@ -117,8 +133,18 @@ fn dispatch(
     *version = Some(common.version);
     gate(command, common.version)?;
     let args = CmdArgs::from_env(command, getenv, buf)?;
-    log::debug!("{cmd} container={} ifname={} netns={}", args.container_id, args.ifname, args.netns);
-    let req = Request { command, args, common, raw };
+    log::debug!(
+        "{cmd} container={} ifname={} netns={}",
+        args.container_id,
+        args.ifname,
+        args.netns
+    );
+    let req = Request {
+        command,
+        args,
+        common,
+        raw,
+    };
     match command {
         Command::Add => plugin.add(&req),
         Command::Del => plugin.del(&req).map(|_| String::new()),
@@ -139,7 +165,10 @@ fn gate(command: Command, v: Version) -> Result<(), CniError> {
     if v < min {
         return Err(CniError::new(
             ErrorCode::IncompatibleVersion,
-            format!("config version {v} does not allow {}; it needs cniVersion {min} or later", command.as_str()),
+            format!(
+                "config version {v} does not allow {}; it needs cniVersion {min} or later",
+                command.as_str()
+            ),
         ));
     }
     Ok(())
@@ -173,16 +202,28 @@ mod tests {
     }
 
     fn go(env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
-        let m: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let getenv = move |k: &str| m.get(k).cloned();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let mut input = stdin.as_bytes();
         let code = run_with(
             &Fake,
             "test",
-            Io { getenv: &getenv, stdin: &mut input, stdout: &mut out, stderr: &mut err },
+            Io {
+                getenv: &getenv,
+                stdin: &mut input,
+                stdout: &mut out,
+                stderr: &mut err,
+            },
         );
-        (code, String::from_utf8_lossy(&out).into(), String::from_utf8_lossy(&err).into())
+        (
+            code,
+            String::from_utf8_lossy(&out).into(),
+            String::from_utf8_lossy(&err).into(),
+        )
     }
 
     const ADD: [(&str, &str); 5] = [
@@ -194,7 +235,9 @@ mod tests {
     ];
 
     fn err_code(out: &str) -> u64 {
-        serde_json::from_str::<Value>(out).expect("json")["code"].as_u64().expect("code")
+        serde_json::from_str::<Value>(out).expect("json")["code"]
+            .as_u64()
+            .expect("code")
     }
 
     #[test]
@@ -239,11 +282,23 @@ mod tests {
     fn version_gates() {
         let mut env = ADD.to_vec();
         env[0] = ("CNI_COMMAND", "CHECK");
-        assert_eq!(err_code(&go(&env, r#"{"cniVersion":"0.3.1","name":"n","type":"f"}"#).1), 1);
+        assert_eq!(
+            err_code(&go(&env, r#"{"cniVersion":"0.3.1","name":"n","type":"f"}"#).1),
+            1
+        );
         let gc = [("CNI_COMMAND", "GC"), ("CNI_PATH", "/x")];
-        assert_eq!(err_code(&go(&gc, r#"{"cniVersion":"1.0.0","name":"n","type":"f"}"#).1), 1);
-        assert_eq!(go(&gc, r#"{"cniVersion":"1.1.0","name":"n","type":"f"}"#).0, 0);
+        assert_eq!(
+            err_code(&go(&gc, r#"{"cniVersion":"1.0.0","name":"n","type":"f"}"#).1),
+            1
+        );
+        assert_eq!(
+            go(&gc, r#"{"cniVersion":"1.1.0","name":"n","type":"f"}"#).0,
+            0
+        );
         let st = [("CNI_COMMAND", "STATUS")];
-        assert_eq!(go(&st, r#"{"cniVersion":"1.1.0","name":"n","type":"f"}"#).0, 0);
+        assert_eq!(
+            go(&st, r#"{"cniVersion":"1.1.0","name":"n","type":"f"}"#).0,
+            0
+        );
     }
 }

@@ -93,7 +93,8 @@ mod tests {
 
     #[test]
     fn version_reply_lists_all() {
-        let v: serde_json::Value = serde_json::from_str(&version_reply(Some("0.4.0"))).expect("json");
+        let v: serde_json::Value =
+            serde_json::from_str(&version_reply(Some("0.4.0"))).expect("json");
         assert_eq!(v["cniVersion"], "0.4.0");
         assert_eq!(v["supportedVersions"].as_array().map(|a| a.len()), Some(5));
     }

@@ -3,7 +3,9 @@
 
 use crate::error::{errno, Error, Result, EEXIST, EOPNOTSUPP};
 use crate::netlink::{is_up, link_by_name, link_kind, mac_string, set_up};
-use rtnetlink::packet_route::link::{InfoBridge, InfoData, InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoBridge, InfoData, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
+};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec};
 
 pub struct BridgeSpec<'a> {
@@ -45,9 +47,15 @@ async fn create(h: &Handle, s: &BridgeSpec<'_>) -> Result<()> {
         // Another ADD created it first: fine, we adopt it.
         Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
         Err(e) if errno(&e) == Some(EOPNOTSUPP) && s.vlan_filtering => {
-            Err(Error::KernelFeature(format!("failed to create bridge {}: {VLAN_FILTERING_MISSING}", s.name)))
+            Err(Error::KernelFeature(format!(
+                "failed to create bridge {}: {VLAN_FILTERING_MISSING}",
+                s.name
+            )))
         }
-        Err(e) => Err(Error::netlink(format!("failed to create bridge {}", s.name), e)),
+        Err(e) => Err(Error::netlink(
+            format!("failed to create bridge {}", s.name),
+            e,
+        )),
     }
 }
 
@@ -70,7 +78,9 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
 pub fn vlan_filtering(l: &LinkMessage) -> bool {
     l.attributes.iter().any(|a| match a {
         LinkAttribute::LinkInfo(infos) => infos.iter().any(|i| match i {
-            LinkInfo::Data(InfoData::Bridge(opts)) => opts.iter().any(|o| matches!(o, InfoBridge::VlanFiltering(true))),
+            LinkInfo::Data(InfoData::Bridge(opts)) => opts
+                .iter()
+                .any(|o| matches!(o, InfoBridge::VlanFiltering(true))),
             _ => false,
         }),
         _ => false,
@@ -80,13 +90,18 @@ pub fn vlan_filtering(l: &LinkMessage) -> bool {
 /// Unlike the reference plugin, an adopted bridge gets VLAN filtering too: without it a
 /// `vlan` config would silently give an unfiltered port.
 async fn enable_vlan_filtering(h: &Handle, name: &str) -> Result<()> {
-    let msg = LinkMessageBuilder::<LinkBridge>::new(name).vlan_filtering(true).build();
+    let msg = LinkMessageBuilder::<LinkBridge>::new(name)
+        .vlan_filtering(true)
+        .build();
     match h.link().change(msg).execute().await {
         Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(EOPNOTSUPP) => {
-            Err(Error::KernelFeature(format!("failed to enable VLAN filtering on bridge {name}: {VLAN_FILTERING_MISSING}")))
-        }
-        Err(e) => Err(Error::netlink(format!("failed to enable VLAN filtering on bridge {name}"), e)),
+        Err(e) if errno(&e) == Some(EOPNOTSUPP) => Err(Error::KernelFeature(format!(
+            "failed to enable VLAN filtering on bridge {name}: {VLAN_FILTERING_MISSING}"
+        ))),
+        Err(e) => Err(Error::netlink(
+            format!("failed to enable VLAN filtering on bridge {name}"),
+            e,
+        )),
     }
 }
 
@@ -95,7 +110,11 @@ async fn enable_vlan_filtering(h: &Handle, name: &str) -> Result<()> {
 async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
     let mac = crate::netlink::parse_mac(&mac_string(l))?;
     h.link()
-        .change(LinkUnspec::new_with_index(l.header.index).address(mac).build())
+        .change(
+            LinkUnspec::new_with_index(l.header.index)
+                .address(mac)
+                .build(),
+        )
         .execute()
         .await
         .map_err(|e| Error::netlink("failed to pin the bridge MAC address", e))
@@ -133,12 +152,21 @@ pub async fn configure_port_vlans(
     }
     let mut msg = LinkBridgeVlan::new(port);
     for (lo, hi) in vid_ranges(trunk) {
-        msg = if lo == hi { msg.vlan(lo, F::empty()) } else { msg.vlan_range_start(lo, F::empty()).vlan_range_end(hi, F::empty()) };
+        msg = if lo == hi {
+            msg.vlan(lo, F::empty())
+        } else {
+            msg.vlan_range_start(lo, F::empty())
+                .vlan_range_end(hi, F::empty())
+        };
     }
     if let Some(v) = vlan {
         msg = msg.vlan(v, F::Pvid | F::Untagged);
     }
-    h.link().set(msg.build()).execute().await.map_err(|e| fail(format!("set VLANs on port #{port}"), e))
+    h.link()
+        .set(msg.build())
+        .execute()
+        .await
+        .map_err(|e| fail(format!("set VLANs on port #{port}"), e))
 }
 
 /// Collapses sorted VIDs into inclusive ranges.
@@ -161,6 +189,60 @@ mod tests {
     fn ranges() {
         assert_eq!(vid_ranges(&[]), vec![]);
         assert_eq!(vid_ranges(&[5]), vec![(5, 5)]);
-        assert_eq!(vid_ranges(&[1, 2, 3, 7, 9, 10]), vec![(1, 3), (7, 7), (9, 10)]);
+        assert_eq!(
+            vid_ranges(&[1, 2, 3, 7, 9, 10]),
+            vec![(1, 3), (7, 7), (9, 10)]
+        );
     }
+}
+
+/// The interface that holds a VLAN network's gateway address: one end of a host veth
+/// pair whose other end is an access port of `vid` on the bridge. Every VLAN network on
+/// one bridge so gets its own L3 gateway, reachable only from its VLAN. Returns the
+/// gateway end's index; concurrent first ADDs may race here, which is fine.
+pub async fn ensure_vlan_gateway(
+    h: &Handle,
+    bridge: &LinkMessage,
+    bridge_name: &str,
+    vid: u16,
+) -> Result<u32> {
+    let (gw, port) = crate::names::vlan_gateway(bridge_name, vid);
+    if let Some(l) = link_by_name(h, &gw).await? {
+        return Ok(l.header.index);
+    }
+    let peer = LinkUnspec::new_with_name(&port)
+        .controller(bridge.header.index)
+        .up()
+        .build();
+    let msg = rtnetlink::LinkVeth::new(&gw, &port)
+        .alias(format!("vbridge gateway of VLAN {vid} on {bridge_name}"))
+        .up()
+        .set_info_data(InfoData::Veth(
+            rtnetlink::packet_route::link::InfoVeth::Peer(peer),
+        ))
+        .build();
+    match h.link().add(msg).execute().await {
+        Ok(()) => {}
+        Err(e) if errno(&e) == Some(EEXIST) => {}
+        Err(e) => {
+            return Err(Error::netlink(
+                format!("failed to create VLAN {vid} gateway link {gw}"),
+                e,
+            ))
+        }
+    }
+    let port_link = link_by_name(h, &port)
+        .await?
+        .ok_or_else(|| Error::Check(format!("VLAN gateway port {port} vanished after creation")))?;
+    configure_port_vlans(h, port_link.header.index, Some(vid), &[], false).await?;
+    let l = link_by_name(h, &gw)
+        .await?
+        .ok_or_else(|| Error::Check(format!("VLAN gateway link {gw} vanished after creation")))?;
+    Ok(l.header.index)
+}
+
+pub async fn delete_vlan_gateway(h: &Handle, bridge_name: &str, vid: u16) -> Result<()> {
+    crate::netlink::delete_link(h, &crate::names::vlan_gateway(bridge_name, vid).0)
+        .await
+        .map(|_| ())
 }

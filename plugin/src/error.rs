@@ -17,7 +17,10 @@ pub enum Error {
     #[error("failed to run IPAM plugin {plugin:?}: {msg}")]
     IpamExec { plugin: String, msg: String },
     #[error("{ctx}: {source}")]
-    Netlink { ctx: String, source: rtnetlink::Error },
+    Netlink {
+        ctx: String,
+        source: rtnetlink::Error,
+    },
     #[error("{ctx}: {source}")]
     Io { ctx: String, source: std::io::Error },
     #[error("{0}")]
@@ -49,11 +52,17 @@ pub const EOPNOTSUPP: i32 = 95;
 
 impl Error {
     pub fn netlink(ctx: impl Into<String>, source: rtnetlink::Error) -> Self {
-        Error::Netlink { ctx: ctx.into(), source }
+        Error::Netlink {
+            ctx: ctx.into(),
+            source,
+        }
     }
 
     pub fn io(ctx: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { ctx: ctx.into(), source }
+        Error::Io {
+            ctx: ctx.into(),
+            source,
+        }
     }
 
     pub fn code(&self) -> ErrorCode {

@@ -18,19 +18,35 @@ pub enum IpamClient<'a> {
     /// `ipam` absent or without a type: a layer-2 only attachment.
     None,
     InProcess(Box<IpamConfig>),
-    Delegate { plugin: String, req: &'a Request },
+    Delegate {
+        plugin: String,
+        req: &'a Request,
+    },
 }
 
 impl<'a> IpamClient<'a> {
     pub fn new(conf: &NetConf, req: &'a Request) -> Result<IpamClient<'a>> {
-        let kind = conf.ipam.as_ref().and_then(|v| v.get("type")).and_then(|t| t.as_str()).unwrap_or("");
+        let kind = conf
+            .ipam
+            .as_ref()
+            .and_then(|v| v.get("type"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("");
         Ok(match kind {
             "" => IpamClient::None,
-            IN_PROCESS_TYPE => IpamClient::InProcess(Box::new(IpamConfig::from_netconf(conf, &req.args)?)),
-            other if other.contains('/') => {
-                return Err(conf::Error::config(format!("ipam.type {other:?} must be a plugin name, not a path")).into())
+            IN_PROCESS_TYPE => {
+                IpamClient::InProcess(Box::new(IpamConfig::from_netconf(conf, &req.args)?))
             }
-            other => IpamClient::Delegate { plugin: other.to_string(), req },
+            other if other.contains('/') => {
+                return Err(conf::Error::config(format!(
+                    "ipam.type {other:?} must be a plugin name, not a path"
+                ))
+                .into())
+            }
+            other => IpamClient::Delegate {
+                plugin: other.to_string(),
+                req,
+            },
         })
     }
 
@@ -40,10 +56,11 @@ impl<'a> IpamClient<'a> {
             IpamClient::InProcess(cfg) => Ok(ipam::add(cfg, att)?),
             IpamClient::Delegate { plugin, req } => {
                 let out = exec(plugin, req, "ADD")?;
-                let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| Error::IpamExec {
-                    plugin: plugin.clone(),
-                    msg: format!("its ADD result is not JSON: {e}"),
-                })?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(&out).map_err(|e| Error::IpamExec {
+                        plugin: plugin.clone(),
+                        msg: format!("its ADD result is not JSON: {e}"),
+                    })?;
                 Ok(CniResult::from_value(&v)?)
             }
         }
@@ -83,19 +100,26 @@ impl<'a> IpamClient<'a> {
 }
 
 fn find(plugin: &str, paths: &[PathBuf]) -> Result<PathBuf> {
-    paths.iter().map(|d| d.join(plugin)).find(|p| p.is_file()).ok_or_else(|| Error::IpamExec {
-        plugin: plugin.to_string(),
-        msg: format!(
+    paths
+        .iter()
+        .map(|d| d.join(plugin))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::IpamExec {
+            plugin: plugin.to_string(),
+            msg: format!(
             "not found in CNI_PATH ({}); install it there or use \"type\": \"{IN_PROCESS_TYPE}\"",
             paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
         ),
-    })
+        })
 }
 
 /// Runs the delegate; returns its stdout on success, its own CNI error otherwise.
 fn exec(plugin: &str, req: &Request, command: &str) -> Result<Vec<u8>> {
     let path = find(plugin, &req.args.path)?;
-    let exec_err = |msg: String| Error::IpamExec { plugin: plugin.to_string(), msg };
+    let exec_err = |msg: String| Error::IpamExec {
+        plugin: plugin.to_string(),
+        msg,
+    };
     let mut attempt = 0;
     let mut child = loop {
         match Command::new(&path)
@@ -115,22 +139,38 @@ fn exec(plugin: &str, req: &Request, command: &str) -> Result<Vec<u8>> {
         }
     };
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(&req.args.stdin).map_err(|e| exec_err(format!("failed to write its stdin: {e}")))?;
+        stdin
+            .write_all(&req.args.stdin)
+            .map_err(|e| exec_err(format!("failed to write its stdin: {e}")))?;
     }
-    let out = child.wait_with_output().map_err(|e| exec_err(format!("failed to wait for it: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| exec_err(format!("failed to wait for it: {e}")))?;
     if out.status.success() {
         return Ok(out.stdout);
     }
-    Err(match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-        Ok(v) if v.get("code").and_then(|c| c.as_u64()).is_some() => Error::Delegate(CniError::with_raw_code(
-            v["code"].as_u64().and_then(|c| u32::try_from(c).ok()).unwrap_or(999),
-            format!("{plugin}: {}", v.get("msg").and_then(|m| m.as_str()).unwrap_or("")),
-            v.get("details").and_then(|d| d.as_str()).map(str::to_string),
-        )),
-        _ => exec_err(format!(
-            "{command} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim()
-        )),
-    })
+    Err(
+        match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            Ok(v) if v.get("code").and_then(|c| c.as_u64()).is_some() => {
+                Error::Delegate(CniError::with_raw_code(
+                    v["code"]
+                        .as_u64()
+                        .and_then(|c| u32::try_from(c).ok())
+                        .unwrap_or(999),
+                    format!(
+                        "{plugin}: {}",
+                        v.get("msg").and_then(|m| m.as_str()).unwrap_or("")
+                    ),
+                    v.get("details")
+                        .and_then(|d| d.as_str())
+                        .map(str::to_string),
+                ))
+            }
+            _ => exec_err(format!(
+                "{command} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim()
+            )),
+        },
+    )
 }

@@ -16,7 +16,10 @@ fn fnv1a(parts: &[&str]) -> u64 {
 /// within IFNAMSIZ). 48 bits make a collision on one host vanishingly unlikely, and ADD
 /// reports one as "interface exists" rather than sharing the link.
 pub fn host_veth(network: &str, container_id: &str, ifname: &str) -> String {
-    format!("vb{:012x}", fnv1a(&[network, container_id, ifname]) & 0xffff_ffff_ffff)
+    format!(
+        "vb{:012x}",
+        fnv1a(&[network, container_id, ifname]) & 0xffff_ffff_ffff
+    )
 }
 
 /// The alias ADD puts on a host veth: it tells GC which network and attachment own a
@@ -50,5 +53,26 @@ mod tests {
         let a = alias("net-1", "ctr", "eth0");
         assert_eq!(parse_alias(&a), Some(("net-1", "ctr:eth0")));
         assert_eq!(parse_alias("something else"), None);
+    }
+}
+
+/// The host-side veth pair that carries a VLAN network's gateway address:
+/// (`vbg…`, the L3 end holding the address; `vbp…`, its bridge port, an access port of
+/// the VID). `g`/`p` are not hex digits, so these never collide with `host_veth` names.
+pub fn vlan_gateway(bridge: &str, vid: u16) -> (String, String) {
+    let h = fnv1a(&[bridge, &vid.to_string()]) & 0xfff_ffff_ffff;
+    (format!("vbg{h:011x}"), format!("vbp{h:011x}"))
+}
+
+#[cfg(test)]
+mod vlan_tests {
+    use super::*;
+
+    #[test]
+    fn vlan_gateway_names() {
+        let (g, p) = vlan_gateway("cni0", 100);
+        assert_eq!((g.len(), p.len()), (14, 14));
+        assert_ne!(vlan_gateway("cni0", 100), vlan_gateway("cni0", 200));
+        assert_ne!(vlan_gateway("cni0", 100), vlan_gateway("cni1", 100));
     }
 }

@@ -8,7 +8,9 @@ use crate::error::{errno, Error, Result, EEXIST, ENODEV};
 use crate::netns::{run_in, Netns};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -16,7 +18,8 @@ use std::net::IpAddr;
 
 /// A connection in the calling thread's (host) namespace.
 pub fn connect_host() -> Result<Handle> {
-    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket", e))?;
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket", e))?;
     tokio::spawn(conn);
     Ok(handle)
 }
@@ -26,14 +29,22 @@ pub fn connect_in(ns: &Netns) -> Result<Handle> {
     let rt = tokio::runtime::Handle::current();
     let (conn, handle, _) = run_in(ns, || {
         let _ctx = rt.enter();
-        rtnetlink::new_connection().map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))
+        rtnetlink::new_connection()
+            .map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))
     })?;
     tokio::spawn(conn);
     Ok(handle)
 }
 
 pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
-    match h.link().get().match_name(name.to_string()).execute().try_next().await {
+    match h
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await
+    {
         Ok(l) => Ok(l),
         Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
         Err(e) => Err(Error::netlink(format!("failed to look up link {name}"), e)),
@@ -44,7 +55,10 @@ pub async fn link_by_index(h: &Handle, index: u32) -> Result<Option<LinkMessage>
     match h.link().get().match_index(index).execute().try_next().await {
         Ok(l) => Ok(l),
         Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
-        Err(e) => Err(Error::netlink(format!("failed to look up link #{index}"), e)),
+        Err(e) => Err(Error::netlink(
+            format!("failed to look up link #{index}"),
+            e,
+        )),
     }
 }
 
@@ -64,14 +78,22 @@ pub fn mac_string(l: &LinkMessage) -> String {
     l.attributes
         .iter()
         .find_map(|a| match a {
-            LinkAttribute::Address(b) => Some(b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")),
+            LinkAttribute::Address(b) => Some(
+                b.iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
             _ => None,
         })
         .unwrap_or_default()
 }
 
 pub fn parse_mac(s: &str) -> Result<Vec<u8>> {
-    let bytes: Option<Vec<u8>> = s.split(':').map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    let bytes: Option<Vec<u8>> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16).ok())
+        .collect();
     match bytes {
         Some(b) if b.len() == 6 && s.len() == 17 => Ok(b),
         _ => Err(Error::Conf(conf::Error::config(format!(
@@ -139,9 +161,11 @@ pub struct VethSpec<'a> {
 }
 
 pub async fn create_veth(h: &Handle, s: &VethSpec<'_>) -> Result<()> {
-    let mut peer = LinkUnspec::new_with_name(s.container_name).setns_by_fd(s.netns_fd).up();
-    let mut host =
-        LinkVeth::new(s.host_name, s.container_name).controller(s.bridge_index).alias(s.alias.clone()).up();
+    let mut peer = LinkUnspec::new_with_name(s.container_name).setns_by_fd(s.netns_fd);
+    let mut host = LinkVeth::new(s.host_name, s.container_name)
+        .controller(s.bridge_index)
+        .alias(s.alias.clone())
+        .up();
     if let Some(m) = s.mtu {
         peer = peer.mtu(m);
         host = host.mtu(m);
@@ -149,28 +173,44 @@ pub async fn create_veth(h: &Handle, s: &VethSpec<'_>) -> Result<()> {
     if let Some(mac) = &s.container_mac {
         peer = peer.address(mac.clone());
     }
-    let msg = host.set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build()))).build();
+    let msg = host
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+        .build();
     match h.link().add(msg).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(EEXIST) => Err(Error::InterfaceExists(format!(
             "failed to create veth {} / {}: an interface of that name already exists",
             s.host_name, s.container_name
         ))),
-        Err(e) => Err(Error::netlink(format!("failed to create veth {}", s.host_name), e)),
+        Err(e) => Err(Error::netlink(
+            format!("failed to create veth {}", s.host_name),
+            e,
+        )),
     }
 }
 
 /// Adds an address; an identical address already present is success (concurrent ADDs
 /// race to put the gateway on the bridge).
-pub async fn add_address(h: &Handle, index: u32, ip: IpAddr, prefix: u8, nodad: bool) -> Result<()> {
+pub async fn add_address(
+    h: &Handle,
+    index: u32,
+    ip: IpAddr,
+    prefix: u8,
+    nodad: bool,
+) -> Result<()> {
     let mut req = h.address().add(index, ip, prefix);
     if nodad && ip.is_ipv6() {
-        req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }
     match req.execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
-        Err(e) => Err(Error::netlink(format!("failed to add address {ip}/{prefix} to link #{index}"), e)),
+        Err(e) => Err(Error::netlink(
+            format!("failed to add address {ip}/{prefix} to link #{index}"),
+            e,
+        )),
     }
 }
 
@@ -195,25 +235,42 @@ pub async fn addresses(h: &Handle, index: u32) -> Result<Vec<(IpAddr, u8)>> {
 }
 
 /// Adds a route through `index`; an existing identical route is success.
-pub async fn add_route(h: &Handle, index: u32, dst: ipnetwork::IpNetwork, gw: Option<IpAddr>) -> Result<()> {
+pub async fn add_route(
+    h: &Handle,
+    index: u32,
+    dst: ipnetwork::IpNetwork,
+    gw: Option<IpAddr>,
+) -> Result<()> {
     let mut b = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(dst.network(), dst.prefix())
         .map_err(|e| Error::Check(format!("invalid route destination {dst}: {e:?}")))?
         .output_interface(index);
     if let Some(g) = gw {
-        b = b.gateway(g).map_err(|e| Error::Check(format!("invalid route gateway {g}: {e:?}")))?;
+        b = b
+            .gateway(g)
+            .map_err(|e| Error::Check(format!("invalid route gateway {g}: {e:?}")))?;
     }
     match h.route().add(b.build()).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
-        Err(e) => Err(Error::netlink(format!("failed to add route {dst} via {gw:?}"), e)),
+        Err(e) => Err(Error::netlink(
+            format!("failed to add route {dst} via {gw:?}"),
+            e,
+        )),
     }
 }
 
 /// All routes of one family in the main table, as (dst, gateway, oif).
-pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<(ipnetwork::IpNetwork, Option<IpAddr>, Option<u32>)>> {
+pub async fn routes(
+    h: &Handle,
+    v6: bool,
+) -> Result<Vec<(ipnetwork::IpNetwork, Option<IpAddr>, Option<u32>)>> {
     let mut q = RouteMessageBuilder::<IpAddr>::new().build();
-    q.header.address_family = if v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
+    q.header.address_family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
     let msgs: Vec<RouteMessage> = h
         .route()
         .get(q)
@@ -221,7 +278,11 @@ pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<(ipnetwork::IpNetwork, O
         .try_collect()
         .await
         .map_err(|e| Error::netlink("failed to list routes", e))?;
-    let zero = if v6 { IpAddr::V6(0.into()) } else { IpAddr::V4(0.into()) };
+    let zero = if v6 {
+        IpAddr::V6(0.into())
+    } else {
+        IpAddr::V4(0.into())
+    };
     Ok(msgs
         .iter()
         .map(|m| {
@@ -260,7 +321,10 @@ pub async fn ports_of(h: &Handle, master: u32) -> Result<Vec<LinkMessage>> {
         .try_collect()
         .await
         .map_err(|e| Error::netlink("failed to list links", e))?;
-    Ok(all.into_iter().filter(|l| link_controller(l) == Some(master)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|l| link_controller(l) == Some(master))
+        .collect())
 }
 
 pub fn link_name(l: &LinkMessage) -> &str {
@@ -279,8 +343,17 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("02:aa:bb:cc:dd:0e").expect("mac"), vec![2, 0xaa, 0xbb, 0xcc, 0xdd, 0x0e]);
-        for bad in ["", "02:aa:bb:cc:dd", "02:aa:bb:cc:dd:ee:ff", "zz:aa:bb:cc:dd:ee", "2:a:b:c:d:e"] {
+        assert_eq!(
+            parse_mac("02:aa:bb:cc:dd:0e").expect("mac"),
+            vec![2, 0xaa, 0xbb, 0xcc, 0xdd, 0x0e]
+        );
+        for bad in [
+            "",
+            "02:aa:bb:cc:dd",
+            "02:aa:bb:cc:dd:ee:ff",
+            "zz:aa:bb:cc:dd:ee",
+            "2:a:b:c:d:e",
+        ] {
             assert!(parse_mac(bad).is_err(), "{bad}");
         }
     }

@@ -36,7 +36,10 @@ impl Netns {
                 "CNI_NETNS {path:?} is not a network namespace (not an nsfs mount)"
             )));
         }
-        Ok(Netns { file, path: path.to_string() })
+        Ok(Netns {
+            file,
+            path: path.to_string(),
+        })
     }
 
     /// The calling thread's own namespace.
@@ -67,7 +70,10 @@ impl NetnsGuard {
         setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
             Error::NetnsNotFound(format!("failed to enter netns {:?}: {e}", target.path))
         })?;
-        Ok(NetnsGuard { orig, _not_send: PhantomData })
+        Ok(NetnsGuard {
+            orig,
+            _not_send: PhantomData,
+        })
     }
 }
 
@@ -90,7 +96,12 @@ pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> Result<T> + Send) -> Resu
             f()
         })
         .join()
-        .unwrap_or_else(|_| Err(Error::io("netns worker thread panicked", std::io::Error::other("panic"))))
+        .unwrap_or_else(|_| {
+            Err(Error::io(
+                "netns worker thread panicked",
+                std::io::Error::other("panic"),
+            ))
+        })
     })
 }
 

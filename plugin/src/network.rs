@@ -14,11 +14,16 @@ fn wants_firewall(conf: &NetConf) -> bool {
 }
 
 /// Registers `att` and makes sure the network's firewall state covers `subnets`.
-/// On failure nothing stays registered.
-pub fn attach(conf: &NetConf, att: &Attachment, rec: &AttachmentRecord, subnets: &[IpNetwork]) -> Result<()> {
-    let st = NetState::lock(conf.state_dir(), &conf.name)?;
+/// On failure nothing stays registered. The caller holds the network's lock.
+pub fn attach(
+    st: &NetState,
+    conf: &NetConf,
+    att: &Attachment,
+    rec: &AttachmentRecord,
+    subnets: &[IpNetwork],
+) -> Result<()> {
     st.register(att, rec)?;
-    if let Err(e) = ensure_firewall(conf, &st, subnets) {
+    if let Err(e) = ensure_firewall(conf, st, subnets) {
         let _ = st.unregister(att);
         return Err(e);
     }
@@ -36,7 +41,8 @@ fn ensure_firewall(conf: &NetConf, st: &NetState, subnets: &[IpNetwork]) -> Resu
     }
     // Same boot and host netns: keep the subnets already installed (a range set may span
     // several subnets, each learnt from the ADD that first used it).
-    if let Some(h) = have.filter(|h| h.boot_id == want.boot_id && h.netns_inode == want.netns_inode) {
+    if let Some(h) = have.filter(|h| h.boot_id == want.boot_id && h.netns_inode == want.netns_inode)
+    {
         for s in h.subnets {
             if !want.subnets.contains(&s) {
                 want.subnets.push(s);
@@ -53,18 +59,16 @@ fn ensure_firewall(conf: &NetConf, st: &NetState, subnets: &[IpNetwork]) -> Resu
 }
 
 /// Unregisters `att`; when it was the network's last attachment, removes the firewall
-/// state. Returns the attachment's record if there was one.
-pub fn detach(conf: &NetConf, att: &Attachment) -> Result<Option<AttachmentRecord>> {
-    let st = NetState::lock(conf.state_dir(), &conf.name)?;
-    let rec = st.unregister(att)?;
-    remove_firewall_if_unused(conf, &st)?;
-    Ok(rec)
+/// state. Returns whether the network is now unused. The caller holds the lock.
+pub fn detach(st: &NetState, conf: &NetConf, att: &Attachment) -> Result<bool> {
+    st.unregister(att)?;
+    remove_firewall_if_unused(conf, st)
 }
 
-/// Called with the lock held, after unregistering.
-pub fn remove_firewall_if_unused(conf: &NetConf, st: &NetState) -> Result<()> {
+/// Called with the lock held, after unregistering; returns whether the network is unused.
+pub fn remove_firewall_if_unused(conf: &NetConf, st: &NetState) -> Result<bool> {
     if !st.is_empty()? {
-        return Ok(());
+        return Ok(false);
     }
     // A corrupt stamp must not keep rules alive forever: treat it as "installed".
     let stamp = st.firewall().unwrap_or_else(|e| {
@@ -81,5 +85,5 @@ pub fn remove_firewall_if_unused(conf: &NetConf, st: &NetState) -> Result<()> {
         firewall::remove(&conf.name, &s.subnets).map_err(Error::from)?;
         st.set_firewall(None)?;
     }
-    Ok(())
+    Ok(true)
 }

@@ -48,7 +48,11 @@ pub struct FirewallStamp {
 
 impl FirewallStamp {
     /// The stamp for the current boot and host netns.
-    pub fn current(subnets: Vec<IpNetwork>, masquerade: bool, isolate: bool) -> Result<FirewallStamp> {
+    pub fn current(
+        subnets: Vec<IpNetwork>,
+        masquerade: bool,
+        isolate: bool,
+    ) -> Result<FirewallStamp> {
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map_err(|e| Error::io("failed to read the boot id", e))?
             .trim()
@@ -56,7 +60,13 @@ impl FirewallStamp {
         let netns_inode = std::fs::metadata("/proc/thread-self/ns/net")
             .map_err(|e| Error::io("failed to stat the host netns", e))?
             .ino();
-        Ok(FirewallStamp { boot_id, netns_inode, subnets, masquerade, isolate })
+        Ok(FirewallStamp {
+            boot_id,
+            netns_inode,
+            subnets,
+            masquerade,
+            isolate,
+        })
     }
 
     /// True when `self` (installed) already covers `want`.
@@ -103,7 +113,8 @@ impl NetState {
     pub fn lock(state_dir: &str, network: &str) -> Result<NetState> {
         let dir = Path::new(state_dir).join(network);
         let att = dir.join("attachments");
-        std::fs::create_dir_all(&att).map_err(|e| Error::io(format!("failed to create {}", att.display()), e))?;
+        std::fs::create_dir_all(&att)
+            .map_err(|e| Error::io(format!("failed to create {}", att.display()), e))?;
         let lock_path = dir.join("lock");
         let f = File::options()
             .create(true)
@@ -125,7 +136,12 @@ impl NetState {
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err(e) => return Err(Error::io(format!("failed to lock {}", lock_path.display()), e)),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("failed to lock {}", lock_path.display()),
+                        e,
+                    ))
+                }
             }
         }
         Ok(NetState { dir, _lock: f })
@@ -158,7 +174,8 @@ impl NetState {
 
     pub fn list(&self) -> Result<Vec<(Attachment, Option<AttachmentRecord>)>> {
         let dir = self.dir.join("attachments");
-        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
+        let rd = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
         let mut out = Vec::new();
         for ent in rd.flatten() {
             let name = ent.file_name().to_string_lossy().into_owned();
@@ -175,8 +192,12 @@ impl NetState {
     /// True when no attachment is registered (reads at most one directory entry).
     pub fn is_empty(&self) -> Result<bool> {
         let dir = self.dir.join("attachments");
-        let mut rd = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
-        Ok(!rd.any(|e| e.map(|e| !e.file_name().to_string_lossy().contains(".tmp.")).unwrap_or(false)))
+        let mut rd = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
+        Ok(!rd.any(|e| {
+            e.map(|e| !e.file_name().to_string_lossy().contains(".tmp."))
+                .unwrap_or(false)
+        }))
     }
 
     pub fn firewall(&self) -> Result<Option<FirewallStamp>> {
@@ -202,7 +223,10 @@ impl NetState {
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<Option<T>> {
     match std::fs::read(p) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            Error::StateCorrupt(format!("state file {} is corrupt ({e}); remove it and run GC", p.display()))
+            Error::StateCorrupt(format!(
+                "state file {} is corrupt ({e}); remove it and run GC",
+                p.display()
+            ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(format!("failed to read {}", p.display()), e)),
@@ -214,7 +238,11 @@ mod tests {
     use super::*;
 
     fn tmp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("vbridge-state-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let d = std::env::temp_dir().join(format!(
+            "vbridge-state-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&d);
         d
     }
@@ -247,7 +275,8 @@ mod tests {
 
     #[test]
     fn stamp_covers() {
-        let a = FirewallStamp::current(vec!["10.0.0.0/24".parse().expect("n")], true, false).expect("stamp");
+        let a = FirewallStamp::current(vec!["10.0.0.0/24".parse().expect("n")], true, false)
+            .expect("stamp");
         let mut b = a.clone();
         assert!(a.covers(&b));
         b.subnets.push("10.1.0.0/24".parse().expect("n"));
@@ -264,7 +293,10 @@ mod tests {
         let s = NetState::lock(d.to_str().expect("utf8"), "net").expect("lock");
         let a = Attachment::new("c1", "eth0");
         std::fs::write(d.join("net/attachments/c1:eth0"), "{trunc").expect("write");
-        assert_eq!(s.get(&a).err().map(|e| e.code()), Some(conf::ErrorCode::StoreCorrupt));
+        assert_eq!(
+            s.get(&a).err().map(|e| e.code()),
+            Some(conf::ErrorCode::StoreCorrupt)
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -4,7 +4,10 @@ use crate::error::{Error, Result};
 
 fn write(path: &str, value: &str) -> Result<()> {
     // Reading first avoids a write (and its netlink notification) on the steady path.
-    if std::fs::read_to_string(path).map(|v| v.trim() == value).unwrap_or(false) {
+    if std::fs::read_to_string(path)
+        .map(|v| v.trim() == value)
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     std::fs::write(path, value).map_err(|e| Error::io(format!("failed to set {path}"), e))

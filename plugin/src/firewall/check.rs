@@ -60,7 +60,7 @@ pub(super) fn problems(
             SRCNAT,
             &plan.masq_rules,
         ),
-        Some(_) => {}
+        Some(l) => stale(&mut out, l, &plan.table, POSTROUTING, "ipMasq"),
     }
     let Some(shared) = shared else {
         out.push(format!("table inet {SHARED_TABLE} is missing"));
@@ -87,8 +87,25 @@ pub(super) fn problems(
             FORWARD,
             &plan.isolate_rules,
         );
+    } else {
+        stale(
+            &mut out,
+            shared,
+            SHARED_TABLE,
+            &plan.isolate_chain,
+            "isolate",
+        );
     }
     out
+}
+
+/// Rules of a setting that is off: someone else wrote them, or an older vbridge did.
+fn stale(out: &mut Vec<String>, l: &Listing, table: &str, chain: &str, setting: &str) {
+    if l.rules.get(chain).is_some_and(|r| !r.is_empty()) {
+        out.push(format!(
+            "chain inet {table} {chain} has rules although {setting} is off"
+        ));
+    }
 }
 
 fn chain_problems(
@@ -238,6 +255,22 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].contains("is not type nat hook postrouting priority 100"));
         assert!(found[1].contains("has 3 rules where 2 are expected"));
+    }
+
+    #[test]
+    fn rules_of_a_setting_now_off_are_reported() {
+        let both = plan(true, true);
+        let own = listed(&both, "vbridge-a");
+        let shared = listed(&both, "vbridge");
+        let found = problems(&plan(false, true), Some(&own), Some(&shared));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0]
+            .starts_with("chain inet vbridge-a postrouting has rules although ipMasq is off"));
+        let found = problems(&plan(true, false), Some(&own), Some(&shared));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("chain inet vbridge isolate-a has rules although isolate is off")
+        );
     }
 
     #[test]

@@ -171,33 +171,57 @@ fn reinstall_with_other_settings_is_exact() {
             masquerade: true,
             isolate: true,
         };
-        install(&both).expect("install both");
         let masq_only = NetworkRules {
             isolate: false,
             ..both
         };
+        let iso_only = NetworkRules {
+            masquerade: false,
+            ..both
+        };
+        install(&both).expect("install both");
         install(&masq_only).expect("install masquerade only");
         assert!(!has_chain("vbridge", "isolate-t"));
         check(&masq_only).expect("check masquerade only");
-        let iso_only = NetworkRules {
-            masquerade: false,
-            isolate: true,
-            ..both
-        };
+
+        // Masquerade off: `flush table` leaves no masquerade rule behind.
         install(&iso_only).expect("install isolate only");
-        assert!(!has_chain("vbridge-t", "postrouting"));
+        assert_eq!(rules("vbridge", "isolate-t").len(), 6);
+        assert!(rules("vbridge-t", "postrouting").is_empty());
         assert!(
             listing("vbridge-t").is_some(),
             "table kept as the network's marker"
         );
         check(&iso_only).expect("check isolate only");
+
         let neither = NetworkRules {
             isolate: false,
             ..iso_only
         };
-        install(&neither).expect("install nothing = remove");
+        install(&neither).expect("install with no state = remove");
         assert!(listing("vbridge-t").is_none());
-        assert!(set_elems("nets4").is_empty());
+        assert!(!has_chain("vbridge", "isolate-t"));
+        assert!(set_elems("nets4").is_empty() && set_elems("nets6").is_empty());
+    });
+}
+
+#[test]
+fn reinstall_with_a_new_subnet_rewrites_the_rules() {
+    in_fresh_netns(|| {
+        let one = nets(&["10.45.0.0/24"]);
+        let two = nets(&["10.45.0.0/24", "fd00:45::/64"]);
+        let r = NetworkRules {
+            network: "grow",
+            subnets: &one,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&r).expect("install one subnet");
+        let r2 = NetworkRules { subnets: &two, ..r };
+        install(&r2).expect("install two subnets");
+        assert_eq!(rules("vbridge-grow", "postrouting").len(), 2);
+        assert_eq!(rules("vbridge", "isolate-grow").len(), 6);
+        check(&r2).expect("check");
     });
 }
 

@@ -24,18 +24,23 @@
 //! rules (no rule handles, no listing before a change). Traffic to the outside and
 //! inside the network passes (policy accept, returns first, also with br_netfilter).
 //!
-//! # Idempotency
+//! # Idempotency and cost
 //! `add` of an existing table/chain/set/element is a no-op, `add rule` is not. So
-//! [`install`] deletes and re-creates the per-network table, flushes the isolation
-//! chain before adding its rules, and adds elements; [`remove`] `add`s each object
-//! before deleting it in the same batch so that nothing missing makes it fail.
+//! [`install`] flushes the per-network table and the isolation chain before adding
+//! rules (a re-install with more subnets or other settings is exact; ipMasq turned off
+//! leaves at most an empty nat chain), and [`remove`] `add`s each object before
+//! deleting it in the same batch so that nothing missing makes it fail. Any deletion
+//! makes the kernel's commit wait for an RCU grace period (measured ~3.5 ms per
+//! transaction without, ~12 ms with), so [`install`] deletes only when it must: the
+//! isolation chain of a network with isolate off.
 //!
 //! # Limitations
 //! - Only networks with firewall state (ipMasq or isolate) are in `nets4`/`nets6`: an
 //!   isolated network is not isolated from a vbridge network that has neither.
 //! - Subnets of different networks must not overlap: nft rejects a partial overlap
 //!   ("interval overlaps"), and an identical subnet on two networks leaves the set
-//!   when either network is removed. [`remove`] must get the subnets [`install`] got.
+//!   when either network is removed. [`remove`] must get the subnets [`install`] got;
+//!   a re-install with fewer subnets leaves the dropped ones in the sets.
 //! - [`remove`] leaves the shared table with its (possibly empty) sets: knowing whether
 //!   another network still uses them would take a listing. It hooks nothing.
 //! - As in the reference plugin, traffic between two subnets of one network that is
@@ -110,8 +115,8 @@ pub fn table_name(network: &str) -> String {
     plan::table_name(network)
 }
 
-/// Makes the host's nftables state for the network exactly `r`, in one transaction.
-/// With neither masquerade nor isolate this is [`remove`].
+/// Makes the network's firewall state match `r`, in one transaction; with neither
+/// masquerade nor isolate this is [`remove`].
 pub fn install(r: &NetworkRules) -> Result<(), Error> {
     let plan = Plan::new(r.network, r.subnets, r.masquerade, r.isolate);
     nft::apply(

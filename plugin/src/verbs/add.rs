@@ -9,7 +9,7 @@ use crate::names;
 use crate::netlink::{self, VethSpec};
 use crate::netns::Netns;
 use crate::network;
-use crate::state::AttachmentRecord;
+use crate::state::{AttachmentRecord, NetState};
 use crate::sysctl;
 use conf::netconf::NetConf;
 use conf::result::{Interface, IpConfig, Route};
@@ -68,7 +68,11 @@ impl Add<'_> {
             )));
         }
         let trunk = self.conf.trunk_vids()?;
-        let vlan = self.conf.vlan.filter(|v| *v != 0).and_then(|v| u16::try_from(v).ok());
+        let vlan = self
+            .conf
+            .vlan
+            .filter(|v| *v != 0)
+            .and_then(|v| u16::try_from(v).ok());
         let br = bridge::ensure(
             host,
             &BridgeSpec {
@@ -83,12 +87,44 @@ impl Add<'_> {
         self.allocated = true;
         let host_link = self.create_veth(host, br.header.index).await?;
         self.configure_port(host, &host_link, vlan, &trunk).await?;
-        let ctr_link = netlink::link_by_name(&ctr, ifname)
-            .await?
-            .ok_or_else(|| Error::Check(format!("container interface {ifname} vanished after creation")))?;
+        let ctr_link = netlink::link_by_name(&ctr, ifname).await?.ok_or_else(|| {
+            Error::Check(format!(
+                "container interface {ifname} vanished after creation"
+            ))
+        })?;
         let gateways = gateways(self.conf, &mut ipres);
-        self.configure_container(&ctr, ctr_link.header.index, &ipres, &gateways).await?;
-        self.configure_gateway(host, br.header.index, &ipres, &gateways).await?;
+        self.configure_container(&ctr, ctr_link.header.index, &ipres, &gateways)
+            .await?;
+        // Held from the gateway to the registration, so a concurrent DEL of the
+        // network's last attachment cannot remove the gateway or firewall under us.
+        let st = NetState::lock(self.conf.state_dir(), &self.conf.name)?;
+        let res = self
+            .attach_locked(&st, host, &br, vlan, ipres, &gateways)
+            .await;
+        if res.is_err() && st.is_empty().unwrap_or(false) {
+            if let Some(v) = vlan.filter(|_| self.conf.gateway_mode()) {
+                let _ = bridge::delete_vlan_gateway(host, self.conf.bridge_name(), v).await;
+            }
+        }
+        let ipres = res?;
+        Ok(self.result(&br, &host_link, &ctr_link, ipres, &gateways))
+    }
+
+    async fn attach_locked(
+        &self,
+        st: &NetState,
+        host: &Handle,
+        br: &LinkMessage,
+        vlan: Option<u16>,
+        ipres: CniResult,
+        gateways: &[IpAddr],
+    ) -> Result<CniResult> {
+        let gw_link = match vlan.filter(|_| self.conf.gateway_mode()) {
+            Some(v) => bridge::ensure_vlan_gateway(host, br, self.conf.bridge_name(), v).await?,
+            None => br.header.index,
+        };
+        self.configure_gateway(host, gw_link, &ipres, gateways)
+            .await?;
         let addrs: Vec<IpNetwork> = ipres.ips.iter().map(|i| i.address).collect();
         let rec = AttachmentRecord {
             host_veth: self.host_veth.clone(),
@@ -97,12 +133,16 @@ impl Add<'_> {
             vlan,
             netns: self.req.args.netns.clone(),
         };
-        network::attach(self.conf, &self.att, &rec, &subnets_of(&addrs))?;
-        Ok(self.result(&br, &host_link, &ctr_link, ipres, &gateways))
+        network::attach(st, self.conf, &self.att, &rec, &subnets_of(&addrs))?;
+        Ok(ipres)
     }
 
     async fn create_veth(&mut self, host: &Handle, bridge_index: u32) -> Result<LinkMessage> {
-        let mac = self.conf.mac(self.req.args.args.mac.as_deref()).map(netlink::parse_mac).transpose()?;
+        let mac = self
+            .conf
+            .mac(self.req.args.args.mac.as_deref())
+            .map(netlink::parse_mac)
+            .transpose()?;
         let spec = VethSpec {
             host_name: &self.host_veth,
             container_name: &self.req.args.ifname,
@@ -121,41 +161,80 @@ impl Add<'_> {
         self.veth = true;
         netlink::link_by_name(host, &self.host_veth)
             .await?
-            .ok_or_else(|| Error::Check(format!("host veth {} vanished after creation", self.host_veth)))
+            .ok_or_else(|| {
+                Error::Check(format!(
+                    "host veth {} vanished after creation",
+                    self.host_veth
+                ))
+            })
     }
 
-    async fn configure_port(&self, host: &Handle, l: &LinkMessage, vlan: Option<u16>, trunk: &[u16]) -> Result<()> {
+    async fn configure_port(
+        &self,
+        host: &Handle,
+        l: &LinkMessage,
+        vlan: Option<u16>,
+        trunk: &[u16],
+    ) -> Result<()> {
         let idx = l.header.index;
         if self.conf.hairpin_mode || self.conf.port_isolation {
-            let msg = LinkBridgePort::new(idx).hairpin(self.conf.hairpin_mode).isolated(self.conf.port_isolation).build();
-            host.link()
-                .set_port(msg)
-                .execute()
-                .await
-                .map_err(|e| Error::netlink(format!("failed to set bridge port options on {}", self.host_veth), e))?;
+            let msg = LinkBridgePort::new(idx)
+                .hairpin(self.conf.hairpin_mode)
+                .isolated(self.conf.port_isolation)
+                .build();
+            host.link().set_port(msg).execute().await.map_err(|e| {
+                Error::netlink(
+                    format!("failed to set bridge port options on {}", self.host_veth),
+                    e,
+                )
+            })?;
         }
         bridge::configure_port_vlans(host, idx, vlan, trunk, self.conf.preserve_default_vlan).await
     }
 
-    async fn configure_container(&self, ctr: &Handle, idx: u32, r: &CniResult, gws: &[IpAddr]) -> Result<()> {
+    async fn configure_container(
+        &self,
+        ctr: &Handle,
+        idx: u32,
+        r: &CniResult,
+        gws: &[IpAddr],
+    ) -> Result<()> {
         // DAD would stall the first seconds of IPv6 traffic on a link we just created.
         let nodad = !self.conf.enabledad;
+        // Up before routes: a gateway is only reachable through a link that is up. (Asking
+        // for IFF_UP on the peer at creation fails with ENOTCONN.)
+        netlink::set_up(ctr, idx).await?;
         for ip in &r.ips {
             netlink::add_address(ctr, idx, ip.address.ip(), ip.address.prefix(), nodad).await?;
         }
         for route in &r.routes {
-            let gw = route.gw.or_else(|| gws.iter().copied().find(|g| g.is_ipv4() == route.dst.is_ipv4()));
+            let gw = route.gw.or_else(|| {
+                gws.iter()
+                    .copied()
+                    .find(|g| g.is_ipv4() == route.dst.is_ipv4())
+            });
             netlink::add_route(ctr, idx, route.dst, gw).await?;
         }
         Ok(())
     }
 
-    async fn configure_gateway(&self, host: &Handle, br: u32, r: &CniResult, gws: &[IpAddr]) -> Result<()> {
+    async fn configure_gateway(
+        &self,
+        host: &Handle,
+        br: u32,
+        r: &CniResult,
+        gws: &[IpAddr],
+    ) -> Result<()> {
         if !self.conf.gateway_mode() {
             return Ok(());
         }
         for gw in gws {
-            let Some(prefix) = r.ips.iter().find(|i| i.address.contains(*gw)).map(|i| i.address.prefix()) else {
+            let Some(prefix) = r
+                .ips
+                .iter()
+                .find(|i| i.address.contains(*gw))
+                .map(|i| i.address.prefix())
+            else {
                 continue;
             };
             netlink::add_address(host, br, *gw, prefix, true).await?;
@@ -168,15 +247,30 @@ impl Add<'_> {
         Ok(())
     }
 
-    fn result(&self, br: &LinkMessage, host: &LinkMessage, ctr: &LinkMessage, ipres: CniResult, _gws: &[IpAddr]) -> CniResult {
+    fn result(
+        &self,
+        br: &LinkMessage,
+        host: &LinkMessage,
+        ctr: &LinkMessage,
+        ipres: CniResult,
+        _gws: &[IpAddr],
+    ) -> CniResult {
         let dns = match &self.conf.dns {
             Some(d) if !d.is_empty() => d.clone(),
             _ => ipres.dns,
         };
         CniResult {
             interfaces: vec![
-                Interface { name: self.conf.bridge_name().into(), mac: netlink::mac_string(br), ..Default::default() },
-                Interface { name: self.host_veth.clone(), mac: netlink::mac_string(host), ..Default::default() },
+                Interface {
+                    name: self.conf.bridge_name().into(),
+                    mac: netlink::mac_string(br),
+                    ..Default::default()
+                },
+                Interface {
+                    name: self.host_veth.clone(),
+                    mac: netlink::mac_string(host),
+                    ..Default::default()
+                },
                 Interface {
                     name: self.req.args.ifname.clone(),
                     mac: netlink::mac_string(ctr),
@@ -184,7 +278,14 @@ impl Add<'_> {
                     ..Default::default()
                 },
             ],
-            ips: ipres.ips.into_iter().map(|i| IpConfig { interface: Some(2), ..i }).collect(),
+            ips: ipres
+                .ips
+                .into_iter()
+                .map(|i| IpConfig {
+                    interface: Some(2),
+                    ..i
+                })
+                .collect(),
             routes: ipres.routes,
             dns,
         }
@@ -211,7 +312,8 @@ fn gateways(conf: &NetConf, r: &mut CniResult) -> Vec<IpAddr> {
     let mut gws: Vec<IpAddr> = Vec::new();
     for ip in r.ips.iter_mut() {
         if ip.gateway.is_none() && conf.gateway_mode() {
-            ip.gateway = conf::ipamconf::next_ip(ip.address.network()).filter(|g| *g != ip.address.ip());
+            ip.gateway =
+                conf::ipamconf::next_ip(ip.address.network()).filter(|g| *g != ip.address.ip());
         }
         if let Some(g) = ip.gateway {
             if !gws.iter().any(|x| x.is_ipv4() == g.is_ipv4()) {
@@ -222,7 +324,9 @@ fn gateways(conf: &NetConf, r: &mut CniResult) -> Vec<IpAddr> {
     if conf.is_default_gateway {
         for gw in &gws {
             let dst = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
-            let Ok(dst) = dst.parse::<IpNetwork>() else { continue };
+            let Ok(dst) = dst.parse::<IpNetwork>() else {
+                continue;
+            };
             if !r.routes.iter().any(|rt| rt.dst == dst) {
                 r.routes.push(Route::new(dst, Some(*gw)));
             }

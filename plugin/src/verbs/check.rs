@@ -18,10 +18,9 @@ use rtnetlink::Handle;
 
 pub fn check(req: &Request) -> Result<()> {
     let conf = load(req)?;
-    let prev = conf
-        .prev_result
-        .as_ref()
-        .ok_or_else(|| conf::Error::config("\"prevResult\" is missing: CHECK needs the result of the ADD"))?;
+    let prev = conf.prev_result.as_ref().ok_or_else(|| {
+        conf::Error::config("\"prevResult\" is missing: CHECK needs the result of the ADD")
+    })?;
     let prev = CniResult::from_value(prev)?;
     let att = req.args.attachment();
     let ours: Vec<IpNetwork> = own_addresses(&prev, &req.args.ifname, &req.args.netns);
@@ -30,7 +29,12 @@ pub fn check(req: &Request) -> Result<()> {
         let host = netlink::connect_host()?;
         let ctr = netlink::connect_in(&ns)?;
         check_container(&ctr, &req.args.ifname, &prev, &ours).await?;
-        check_host(&host, &conf, &names::host_veth(&conf.name, &att.container_id, &att.ifname)).await
+        check_host(
+            &host,
+            &conf,
+            &names::host_veth(&conf.name, &att.container_id, &att.ifname),
+        )
+        .await
     })?;
     let ips: Vec<_> = ours.iter().map(|n| n.ip()).collect();
     IpamClient::new(&conf, req)?.check(&att, &ips)?;
@@ -56,7 +60,10 @@ pub fn check(req: &Request) -> Result<()> {
 
 /// Addresses of prevResult that belong to our container interface.
 fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> {
-    let idx = prev.interfaces.iter().position(|i| i.name == ifname && i.sandbox == netns);
+    let idx = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == ifname && i.sandbox == netns);
     prev.ips
         .iter()
         .filter(|ip| ip.interface.is_none() || ip.interface == idx)
@@ -64,30 +71,51 @@ fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> 
         .collect()
 }
 
-async fn check_container(ctr: &Handle, ifname: &str, prev: &CniResult, ours: &[IpNetwork]) -> Result<()> {
+async fn check_container(
+    ctr: &Handle,
+    ifname: &str,
+    prev: &CniResult,
+    ours: &[IpNetwork],
+) -> Result<()> {
     let link = netlink::link_by_name(ctr, ifname)
         .await?
         .ok_or_else(|| Error::Check(format!("interface {ifname} is missing from the container")))?;
     if netlink::link_kind(&link) != Some(&InfoKind::Veth) {
-        return Err(Error::Check(format!("container interface {ifname} is not a veth")));
+        return Err(Error::Check(format!(
+            "container interface {ifname} is not a veth"
+        )));
     }
-    if let Some(want) = prev.interfaces.iter().find(|i| i.name == ifname).map(|i| i.mac.to_lowercase()) {
+    if let Some(want) = prev
+        .interfaces
+        .iter()
+        .find(|i| i.name == ifname)
+        .map(|i| i.mac.to_lowercase())
+    {
         let have = netlink::mac_string(&link);
         if !want.is_empty() && want != have {
-            return Err(Error::Check(format!("{ifname} has MAC {have}, prevResult says {want}")));
+            return Err(Error::Check(format!(
+                "{ifname} has MAC {have}, prevResult says {want}"
+            )));
         }
     }
     let addrs = netlink::addresses(ctr, link.header.index).await?;
     for n in ours {
         if !addrs.contains(&(n.ip(), n.prefix())) {
-            return Err(Error::Check(format!("address {n} is missing from {ifname}")));
+            return Err(Error::Check(format!(
+                "address {n} is missing from {ifname}"
+            )));
         }
     }
     for r in &prev.routes {
         let routes = netlink::routes(ctr, r.dst.is_ipv6()).await?;
-        let found = routes.iter().any(|(dst, gw, _)| *dst == r.dst && (r.gw.is_none() || *gw == r.gw));
+        let found = routes
+            .iter()
+            .any(|(dst, gw, _)| *dst == r.dst && (r.gw.is_none() || *gw == r.gw));
         if !found {
-            return Err(Error::Check(format!("route to {} via {:?} is missing in the container", r.dst, r.gw)));
+            return Err(Error::Check(format!(
+                "route to {} via {:?} is missing in the container",
+                r.dst, r.gw
+            )));
         }
     }
     Ok(())
@@ -105,7 +133,9 @@ async fn check_host(host: &Handle, conf: &NetConf, veth: &str) -> Result<()> {
         .await?
         .ok_or_else(|| Error::Check(format!("host veth {veth} is missing")))?;
     if netlink::link_controller(&l) != Some(br.header.index) {
-        return Err(Error::Check(format!("host veth {veth} is not attached to bridge {br_name}")));
+        return Err(Error::Check(format!(
+            "host veth {veth} is not attached to bridge {br_name}"
+        )));
     }
     Ok(())
 }

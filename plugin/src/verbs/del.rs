@@ -5,34 +5,59 @@
 use super::{load, runtime};
 use crate::error::{Error, Result};
 use crate::ipam_client::IpamClient;
-use crate::{names, netlink, network};
+use crate::state::NetState;
+use crate::{bridge, names, netlink, network};
 use conf::skel::Request;
 
 pub fn del(req: &Request) -> Result<()> {
     let conf = load(req)?;
     let att = req.args.attachment();
-    let mut errs = Vec::new();
-
     let host_veth = names::host_veth(&conf.name, &att.container_id, &att.ifname);
-    // Deleting the host end removes the container end with it.
-    let link = runtime().and_then(|rt| {
-        rt.block_on(async {
-            let h = netlink::connect_host()?;
-            netlink::delete_link(&h, &host_veth).await
-        })
+    let mut errs = Vec::new();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let h = match netlink::connect_host() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                errs.push(e);
+                None
+            }
+        };
+        // Deleting the host end removes the container end with it.
+        if let Some(h) = &h {
+            errs.extend(netlink::delete_link(h, &host_veth).await.err());
+        }
+        match IpamClient::new(&conf, req) {
+            Ok(ipam) => errs.extend(ipam.del(&att).err()),
+            Err(e) => errs.push(e),
+        }
+        let last = NetState::lock(conf.state_dir(), &conf.name).and_then(|st| {
+            let last = network::detach(&st, &conf, &att)?;
+            Ok((st, last))
+        });
+        match last {
+            Ok((_st, true)) => {
+                if let (Some(h), Some(v)) = (&h, vlan_gateway(&conf)) {
+                    errs.extend(
+                        bridge::delete_vlan_gateway(h, conf.bridge_name(), v)
+                            .await
+                            .err(),
+                    );
+                }
+            }
+            Ok((_, false)) => {}
+            Err(e) => errs.push(e),
+        }
     });
-    if let Err(e) = link {
-        errs.push(e);
-    }
-    match IpamClient::new(&conf, req) {
-        Ok(ipam) => errs.extend(ipam.del(&att).err()),
-        Err(e) => errs.push(e),
-    }
-    if let Err(e) = network::detach(&conf, &att) {
-        errs.push(e);
-    }
     for e in &errs {
         log::error!("DEL {}/{}: {e}", att.container_id, att.ifname);
     }
     Error::from_list(errs)
+}
+
+/// The VID whose gateway link this network owns, if any.
+pub(crate) fn vlan_gateway(conf: &conf::netconf::NetConf) -> Option<u16> {
+    conf.vlan
+        .filter(|v| *v != 0 && conf.gateway_mode())
+        .and_then(|v| u16::try_from(v).ok())
 }

@@ -17,13 +17,19 @@ pub fn gc(req: &Request) -> Result<()> {
     let valid = conf.gc_valid_attachments().ok_or_else(|| {
         conf::Error::config("GC needs \"cni.dev/valid-attachments\" (the attachments to keep)")
     })?;
-    let keep: HashSet<String> =
-        valid.iter().map(|a| names::host_veth(&conf.name, &a.container_id, &a.ifname)).collect();
+    let keep: HashSet<String> = valid
+        .iter()
+        .map(|a| names::host_veth(&conf.name, &a.container_id, &a.ifname))
+        .collect();
     let mut errs = Vec::new();
 
     let st = NetState::lock(conf.state_dir(), &conf.name)?;
     let stale: Vec<Attachment> = match st.list() {
-        Ok(l) => l.into_iter().map(|(a, _)| a).filter(|a| !valid.contains(a)).collect(),
+        Ok(l) => l
+            .into_iter()
+            .map(|(a, _)| a)
+            .filter(|a| !valid.contains(a))
+            .collect(),
         Err(e) => {
             errs.push(e);
             vec![]
@@ -39,23 +45,48 @@ pub fn gc(req: &Request) -> Result<()> {
         Ok(ipam) => errs.extend(ipam.gc(&valid).err()),
         Err(e) => errs.push(e),
     }
-    errs.extend(network::remove_firewall_if_unused(&conf, &st).err());
+    match network::remove_firewall_if_unused(&conf, &st) {
+        Ok(true) => {
+            if let Some(v) = super::del::vlan_gateway(&conf) {
+                let gone = runtime().and_then(|rt| {
+                    rt.block_on(async {
+                        let h = netlink::connect_host()?;
+                        crate::bridge::delete_vlan_gateway(&h, conf.bridge_name(), v).await
+                    })
+                });
+                errs.extend(gone.err());
+            }
+        }
+        Ok(false) => {}
+        Err(e) => errs.push(e),
+    }
     Error::from_list(errs)
 }
 
 /// Deletes the veths of `stale` plus every port of the bridge whose alias names this
 /// network and no valid attachment (other networks may share the bridge, one per VLAN).
-fn delete_veths(bridge: &str, network: &str, stale: &[Attachment], keep: &HashSet<String>) -> Result<()> {
+fn delete_veths(
+    bridge: &str,
+    network: &str,
+    stale: &[Attachment],
+    keep: &HashSet<String>,
+) -> Result<()> {
     runtime()?.block_on(async {
         let h = netlink::connect_host()?;
         let mut errs = Vec::new();
         for a in stale {
-            errs.extend(netlink::delete_link(&h, &names::host_veth(network, &a.container_id, &a.ifname)).await.err());
+            errs.extend(
+                netlink::delete_link(&h, &names::host_veth(network, &a.container_id, &a.ifname))
+                    .await
+                    .err(),
+            );
         }
         if let Some(br) = netlink::link_by_name(&h, bridge).await? {
             for port in netlink::ports_of(&h, br.header.index).await? {
                 let name = netlink::link_name(&port).to_string();
-                let ours = netlink::link_alias(&port).and_then(names::parse_alias).is_some_and(|(n, _)| n == network);
+                let ours = netlink::link_alias(&port)
+                    .and_then(names::parse_alias)
+                    .is_some_and(|(n, _)| n == network);
                 if ours && !keep.contains(&name) {
                     errs.extend(netlink::delete_link(&h, &name).await.err());
                 }

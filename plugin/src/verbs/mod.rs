@@ -42,11 +42,19 @@ impl Plugin for VBridge {
 pub(crate) fn load(req: &Request) -> Result<NetConf> {
     let conf: NetConf = decode(&req.raw, "network config")?;
     conf.validate()?;
-    for (on, key) in [(conf.mac_spoof_chk, "macspoofchk"), (conf.disable_container_interface, "disableContainerInterface")] {
+    for (on, key) in [
+        (conf.mac_spoof_chk, "macspoofchk"),
+        (
+            conf.disable_container_interface,
+            "disableContainerInterface",
+        ),
+    ] {
         if on {
             return Err(conf::Error::UnsupportedField {
                 field: key.into(),
-                msg: format!("\"{key}\": true is not supported by vbridge; remove it or set it to false"),
+                msg: format!(
+                    "\"{key}\": true is not supported by vbridge; remove it or set it to false"
+                ),
             }
             .into());
         }

@@ -10,7 +10,8 @@ use conf::{CniError, ErrorCode};
 
 pub fn status(req: &Request) -> Result<()> {
     let conf = load(req)?;
-    let not_available = |what: String| Error::Delegate(CniError::new(ErrorCode::NotAvailable, what));
+    let not_available =
+        |what: String| Error::Delegate(CniError::new(ErrorCode::NotAvailable, what));
     NetState::lock(conf.state_dir(), &conf.name)
         .map_err(|e| not_available(format!("state dir {} is not usable: {e}", conf.state_dir())))?;
     IpamClient::new(&conf, req)?.status()?;

@@ -1,0 +1,773 @@
+//! vbridge-bench: vbridge vs the reference `bridge` + `host-local` plugins, side by side, on
+//! this machine, printing markdown tables (run it through `scripts/bench`).
+//!
+//! Every plugin gets its own fake host netns and temp dir; each attachment gets its own
+//! container netns, created before any timing starts. Per-op time is the wall time of one
+//! plugin process, spawn to exit, as the harness's `exec` sees it (measured with `Instant`
+//! around it; the "harness floor" line shows what that path costs for `/bin/true`).
+//! A warm-up ADD+DEL runs first, so the once-per-network work (bridge, firewall table) is
+//! reported apart as "first ADD". DEL gets the ADD result as `prevResult`, as libcni sends it.
+//!
+//! Sections: plugin ADD/DEL (sequential and all-at-once batches), IPAM at fill (the IPAM
+//! binaries alone with FILL reservations already held) and, with `VLAN=1` / `--vlan`, vbridge
+//! ADD on a VLAN network vs without (needs bridge VLAN filtering: run it via `scripts/vm-run`).
+//!
+//! Environment: `N` sequential ops (50), `M` batch size (40), `FILL` IPAM reservations (5000),
+//! `ONLY=vbridge|reference`, `VLAN=1`, `VBRIDGE_BIN_DIR` (where `vbridge`, `vbridge-ipam` are).
+//! Needs root. Everything it creates is named `vbt-<pid>-*` and removed on exit, on failure,
+//! on Ctrl-C (the run stops at the next op) and on a harness panic (swept by the panic hook).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use integration::runtime::cni_env;
+use integration::tmp::unique_name;
+use integration::{exec, ip, paths, Attachment, Container, Output, TestNet};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use serde_json::{json, Value};
+
+/// Subnet of the IPAM-at-fill section (room for the fill plus the timed ops).
+const FILL_SUBNET: &str = "10.250.0.0/16";
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+type Res<T> = Result<T, String>;
+
+/// A plugin under test: which binary, which IPAM, and the `CNI_PATH` it gets.
+struct Plugin {
+    label: &'static str,
+    bin: PathBuf,
+    ipam_bin: PathBuf,
+    kind: &'static str,
+    ipam: &'static str,
+    cni_path: String,
+    /// vbridge also takes `stateDir`.
+    state_dir: bool,
+}
+
+impl Plugin {
+    fn reference() -> Plugin {
+        let dir = PathBuf::from(paths::REFERENCE_DIR);
+        Plugin {
+            label: "reference",
+            bin: dir.join("bridge"),
+            ipam_bin: dir.join("host-local"),
+            kind: "bridge",
+            ipam: "host-local",
+            cni_path: paths::REFERENCE_DIR.to_string(),
+            state_dir: false,
+        }
+    }
+
+    fn vbridge() -> Plugin {
+        let dir = paths::bin_dir();
+        Plugin {
+            label: "vbridge",
+            bin: dir.join("vbridge"),
+            ipam_bin: dir.join("vbridge-ipam"),
+            kind: "vbridge",
+            ipam: "vbridge-ipam",
+            cni_path: dir.display().to_string(),
+            state_dir: true,
+        }
+    }
+
+    fn check(&self) -> Res<()> {
+        match [&self.bin, &self.ipam_bin]
+            .into_iter()
+            .find(|b| !b.is_file())
+        {
+            Some(b) => Err(format!(
+                "{} not found (build it, or set VBRIDGE_BIN_DIR)",
+                b.display()
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One timed plugin process.
+struct Op {
+    start: Instant,
+    end: Instant,
+    /// stdout as JSON (the ADD result); Null when empty.
+    result: Value,
+}
+
+impl Op {
+    fn took(&self) -> Duration {
+        self.end - self.start
+    }
+}
+
+/// One plugin's network: fake host netns, temp dir, config.
+struct World<'p> {
+    net: TestNet,
+    plugin: &'p Plugin,
+    conf: Value,
+}
+
+impl<'p> World<'p> {
+    fn new(plugin: &'p Plugin, extra: Option<(&str, Value)>) -> World<'p> {
+        let net = TestNet::new();
+        let mut conf = json!({
+            "cniVersion": "1.0.0", "name": net.name, "type": plugin.kind, "bridge": net.bridge,
+            "isGateway": true, "ipMasq": true, "ipam": net.ipam(plugin.ipam),
+        });
+        if plugin.state_dir {
+            conf["stateDir"] = json!(net.state_dir());
+        }
+        if let Some((key, value)) = extra {
+            conf[key] = value;
+        }
+        World { net, plugin, conf }
+    }
+
+    fn add(&self, att: &Attachment) -> Res<Op> {
+        let op = self.run(&self.plugin.bin, "ADD", att, &self.conf)?;
+        if !op.result.is_object() {
+            return Err(format!(
+                "{} ADD of {}: no JSON result",
+                self.plugin.label, att.container_id
+            ));
+        }
+        Ok(op)
+    }
+
+    fn del(&self, att: &Attachment, prev: &Value) -> Res<Op> {
+        let mut conf = self.conf.clone();
+        conf["prevResult"] = prev.clone();
+        self.run(&self.plugin.bin, "DEL", att, &conf)
+    }
+
+    /// One plugin process in the host netns; any failure is an error carrying its output.
+    fn run(&self, bin: &std::path::Path, verb: &str, att: &Attachment, conf: &Value) -> Res<Op> {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            return Err("interrupted".into());
+        }
+        let mut env = cni_env(verb, att);
+        for (k, v) in env.iter_mut() {
+            if k == "CNI_PATH" {
+                v.clone_from(&self.plugin.cni_path);
+            }
+        }
+        let stdin = conf.to_string();
+        let start = Instant::now();
+        let out = exec(self.net.host.path(), bin, &env, stdin.as_bytes());
+        let end = Instant::now();
+        if !out.success() {
+            return Err(failure(
+                self.plugin.label,
+                bin,
+                verb,
+                &att.container_id,
+                &out,
+            ));
+        }
+        let result = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        Ok(Op { start, end, result })
+    }
+
+    /// veth links still in the host netns (there should be none after the DELs).
+    fn leftover_veths(&self) -> usize {
+        ip::links(&self.net.host)
+            .iter()
+            .filter(|l| l.kind() == Some("veth"))
+            .count()
+    }
+}
+
+fn failure(label: &str, bin: &std::path::Path, verb: &str, id: &str, out: &Output) -> String {
+    format!(
+        "{label}: {} {verb} (container {id}) failed: {out}",
+        bin.display()
+    )
+}
+
+/// Runs `f` on every item from its own thread, all released at once; results in item order.
+fn all_at_once<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Res<R> + Sync) -> Res<Vec<R>> {
+    let barrier = Barrier::new(items.len());
+    thread::scope(|s| {
+        let workers: Vec<_> = items
+            .iter()
+            .map(|item| {
+                let (barrier, f) = (&barrier, &f);
+                s.spawn(move || {
+                    barrier.wait();
+                    f(item)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| "worker panicked".to_string())?)
+            .collect()
+    })
+}
+
+/// Timings of one plugin on one network.
+struct Run {
+    first_add: Duration,
+    seq_add: Vec<Duration>,
+    seq_del: Vec<Duration>,
+    /// (ADD ops, DEL ops) of the all-at-once batch; empty when M = 0.
+    batch: (Vec<Op>, Vec<Op>),
+    leftover_veths: usize,
+}
+
+fn bench_plugin(p: &Plugin, n: usize, m: usize, extra: Option<(&str, Value)>) -> Res<Run> {
+    p.check()?;
+    let w = World::new(p, extra);
+    // Every container netns exists before the first timed op.
+    let warm = Container::new();
+    let seq: Vec<Container> = (0..n).map(|_| Container::new()).collect();
+    let par: Vec<Container> = (0..m).map(|_| Container::new()).collect();
+
+    let first = w.add(&warm.att)?;
+    w.del(&warm.att, &first.result)?;
+    let (mut seq_add, mut seq_del) = (Vec::new(), Vec::new());
+    for c in &seq {
+        let add = w.add(&c.att)?;
+        seq_add.push(add.took());
+        seq_del.push(w.del(&c.att, &add.result)?.took());
+    }
+    let batch = if m == 0 {
+        (Vec::new(), Vec::new())
+    } else {
+        let adds = all_at_once(&par, |c| w.add(&c.att))?;
+        let pairs: Vec<(&Container, &Value)> =
+            par.iter().zip(adds.iter().map(|o| &o.result)).collect();
+        let dels = all_at_once(&pairs, |(c, prev)| w.del(&c.att, prev))?;
+        (adds, dels)
+    };
+    Ok(Run {
+        first_add: first.took(),
+        seq_add,
+        seq_del,
+        batch,
+        leftover_veths: w.leftover_veths(),
+    })
+}
+
+/// IPAM binaries alone: `fill` reservations held, then `n` timed ADD+DEL pairs.
+fn bench_ipam(p: &Plugin, fill: usize, n: usize) -> Res<(Vec<Duration>, Vec<Duration>, Duration)> {
+    p.check()?;
+    let w = World::new(p, None);
+    let mut ipam = w.net.ipam(p.ipam);
+    ipam["subnet"] = json!(FILL_SUBNET);
+    let conf = json!({"cniVersion": "1.0.0", "name": w.net.name, "type": p.kind, "ipam": ipam});
+    let host = &w.net.host;
+    let started = Instant::now();
+    if p.ipam == "host-local" {
+        host_local_prefill(&w.net.ipam_dir(), &w.net.name, fill)?;
+    } else {
+        binary_prefill(&w, &conf, fill)?;
+    }
+    let fill_time = started.elapsed();
+    let (mut adds, mut dels) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let att = Attachment::new(&unique_name("ctr"), host);
+        adds.push(w.run(&p.ipam_bin, "ADD", &att, &conf)?.took());
+        dels.push(w.run(&p.ipam_bin, "DEL", &att, &conf)?.took());
+    }
+    Ok((adds, dels, fill_time))
+}
+
+/// Writes host-local's own layout directly (what `fill` of its ADDs would leave, minus the
+/// O(n²) cost of getting there): `<ip>` = "<id>\r\n<ifname>", cursor at the last one.
+fn host_local_prefill(data_dir: &str, network: &str, fill: usize) -> Res<()> {
+    let dir = PathBuf::from(data_dir).join(network);
+    let io = |e: std::io::Error| format!("host-local prefill in {}: {e}", dir.display());
+    fs::create_dir_all(&dir).map_err(io)?;
+    let first = u32::from(Ipv4Addr::new(10, 250, 0, 2));
+    let mut last = Ipv4Addr::from(first);
+    for i in 0..fill {
+        last = Ipv4Addr::from(first + i as u32);
+        fs::write(dir.join(last.to_string()), format!("fill{i}\r\neth0")).map_err(io)?;
+    }
+    if fill > 0 {
+        fs::write(dir.join("last_reserved_ip.0"), last.to_string()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Fills through the IPAM binary itself (its store format is its own business), four
+/// callers at a time.
+fn binary_prefill(w: &World, conf: &Value, fill: usize) -> Res<()> {
+    let chunks: Vec<Vec<usize>> = (0..4).map(|k| (k..fill).step_by(4).collect()).collect();
+    all_at_once(&chunks, |ids| {
+        for i in ids {
+            let att = Attachment::new(&format!("fill{i}"), &w.net.host);
+            w.run(&w.plugin.ipam_bin, "ADD", &att, conf)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Median of `/bin/true` through the same exec path: the floor under every per-op number.
+fn harness_floor(n: usize) -> Res<Duration> {
+    let p = Plugin::reference();
+    let w = World::new(&p, None);
+    let att = Attachment::new("floor", &w.net.host);
+    let bin = PathBuf::from("/bin/true");
+    let times: Res<Vec<Duration>> = (0..n)
+        .map(|_| Ok(w.run(&bin, "VERSION", &att, &json!({}))?.took()))
+        .collect();
+    Ok(median(&times?))
+}
+
+// ---- statistics and output ----
+
+fn percentile(xs: &[Duration], p: f64) -> Duration {
+    let mut v: Vec<f64> = xs.iter().map(Duration::as_secs_f64).collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let k = (v.len() - 1) as f64 * p;
+    let (lo, hi) = (k.floor() as usize, (k.ceil() as usize).min(v.len() - 1));
+    Duration::from_secs_f64(v[lo] + (v[hi] - v[lo]) * (k - lo as f64))
+}
+
+fn median(xs: &[Duration]) -> Duration {
+    percentile(xs, 0.5)
+}
+
+fn batch_wall(ops: &[Op]) -> Duration {
+    match (
+        ops.iter().map(|o| o.start).min(),
+        ops.iter().map(|o| o.end).max(),
+    ) {
+        (Some(a), Some(b)) => b - a,
+        _ => Duration::ZERO,
+    }
+}
+
+fn took(ops: &[Op]) -> Vec<Duration> {
+    ops.iter().map(Op::took).collect()
+}
+
+fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1e3;
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// One table row: label, the two cells, and the target (minimum ratio, or maximum when
+/// `at_most`).
+struct Row {
+    label: String,
+    a: Option<Duration>,
+    b: Option<Duration>,
+    target: Option<f64>,
+    at_most: bool,
+}
+
+fn row(
+    label: impl Into<String>,
+    a: Option<Duration>,
+    b: Option<Duration>,
+    target: Option<f64>,
+) -> Row {
+    Row {
+        label: label.into(),
+        a,
+        b,
+        target,
+        at_most: false,
+    }
+}
+
+fn cell(d: Option<Duration>, failed: bool) -> String {
+    match d {
+        Some(d) => ms(d),
+        None if failed => "error".into(),
+        None => "–".into(),
+    }
+}
+
+/// Prints a markdown table of `rows`; the ratio column is a/b.
+fn table(heads: [&str; 3], rows: &[Row], a_failed: bool, b_failed: bool) {
+    let mut s = format!(
+        "| {} | {} | {} | ratio | target |\n|---|---:|---:|---:|---|\n",
+        heads[0], heads[1], heads[2]
+    );
+    for r in rows {
+        let ratio = match (r.a, r.b) {
+            (Some(a), Some(b)) if !b.is_zero() => Some(a.as_secs_f64() / b.as_secs_f64()),
+            _ => None,
+        };
+        let target = match (r.target, ratio) {
+            (None, _) => String::new(),
+            (Some(t), Some(x)) => {
+                let met = if r.at_most { x <= t } else { x >= t };
+                format!(
+                    "{}{t}× {}",
+                    if r.at_most { "≤ " } else { "≥ " },
+                    if met { "met" } else { "MISSED" }
+                )
+            }
+            (Some(t), None) => format!("{}{t}×", if r.at_most { "≤ " } else { "≥ " }),
+        };
+        let ratio = ratio.map_or("–".to_string(), |x| format!("{x:.1}×"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {ratio} | {target} |",
+            r.label,
+            cell(r.a, a_failed),
+            cell(r.b, b_failed)
+        );
+    }
+    println!("{s}");
+}
+
+fn report_errors(errors: &[&String]) {
+    for e in errors {
+        println!("**error:**\n```\n{}\n```\n", e.trim_end());
+    }
+}
+
+fn plugin_section(reference: &Option<Res<Run>>, vbridge: &Option<Res<Run>>, n: usize, m: usize) {
+    let get = |r: &Option<Res<Run>>, f: &dyn Fn(&Run) -> Duration| r.as_ref()?.as_ref().ok().map(f);
+    let rows = vec![
+        row(
+            format!("ADD median (N={n})"),
+            get(reference, &|r| median(&r.seq_add)),
+            get(vbridge, &|r| median(&r.seq_add)),
+            Some(10.0),
+        ),
+        row(
+            "ADD p95",
+            get(reference, &|r| percentile(&r.seq_add, 0.95)),
+            get(vbridge, &|r| percentile(&r.seq_add, 0.95)),
+            None,
+        ),
+        row(
+            format!("DEL median (N={n})"),
+            get(reference, &|r| median(&r.seq_del)),
+            get(vbridge, &|r| median(&r.seq_del)),
+            Some(15.0),
+        ),
+        row(
+            "DEL p95",
+            get(reference, &|r| percentile(&r.seq_del, 0.95)),
+            get(vbridge, &|r| percentile(&r.seq_del, 0.95)),
+            None,
+        ),
+        row(
+            format!("{m} ADDs at once: batch wall"),
+            get(reference, &|r| batch_wall(&r.batch.0)),
+            get(vbridge, &|r| batch_wall(&r.batch.0)),
+            Some(10.0),
+        ),
+        row(
+            format!("{m} ADDs at once: per-op median"),
+            get(reference, &|r| median(&took(&r.batch.0))),
+            get(vbridge, &|r| median(&took(&r.batch.0))),
+            None,
+        ),
+        row(
+            format!("{m} DELs at once: batch wall"),
+            get(reference, &|r| batch_wall(&r.batch.1)),
+            get(vbridge, &|r| batch_wall(&r.batch.1)),
+            None,
+        ),
+        row(
+            format!("{m} DELs at once: per-op median"),
+            get(reference, &|r| median(&took(&r.batch.1))),
+            get(vbridge, &|r| median(&took(&r.batch.1))),
+            None,
+        ),
+        row(
+            "first ADD (creates bridge + firewall)",
+            get(reference, &|r| r.first_add),
+            get(vbridge, &|r| r.first_add),
+            None,
+        ),
+    ];
+    println!("## Plugin ADD/DEL: bridge + host-local (reference) vs vbridge\n");
+    let failed = |r: &Option<Res<Run>>| matches!(r, Some(Err(_)));
+    table(
+        ["op", "reference", "vbridge"],
+        &rows,
+        failed(reference),
+        failed(vbridge),
+    );
+    for (label, r) in [("reference", reference), ("vbridge", vbridge)] {
+        if let Some(Ok(run)) = r {
+            if run.leftover_veths > 0 {
+                println!(
+                    "**odd:** {label} left {} veth(s) in its host netns after the DELs\n",
+                    run.leftover_veths
+                );
+            }
+        }
+    }
+    report_errors(
+        &[reference, vbridge]
+            .iter()
+            .filter_map(|r| r.as_ref()?.as_ref().err())
+            .collect::<Vec<_>>(),
+    );
+}
+
+type IpamRun = Res<(Vec<Duration>, Vec<Duration>, Duration)>;
+
+fn ipam_section(reference: &Option<IpamRun>, vbridge: &Option<IpamRun>, fill: usize, n: usize) {
+    let get = |r: &Option<IpamRun>,
+               f: &dyn Fn(&(Vec<Duration>, Vec<Duration>, Duration)) -> Duration| {
+        r.as_ref()?.as_ref().ok().map(f)
+    };
+    let rows = vec![
+        row(
+            format!("ADD median (N={n})"),
+            get(reference, &|r| median(&r.0)),
+            get(vbridge, &|r| median(&r.0)),
+            Some(20.0),
+        ),
+        row(
+            "ADD p95",
+            get(reference, &|r| percentile(&r.0, 0.95)),
+            get(vbridge, &|r| percentile(&r.0, 0.95)),
+            None,
+        ),
+        row(
+            format!("DEL median (N={n})"),
+            get(reference, &|r| median(&r.1)),
+            get(vbridge, &|r| median(&r.1)),
+            Some(20.0),
+        ),
+        row(
+            "DEL p95",
+            get(reference, &|r| percentile(&r.1, 0.95)),
+            get(vbridge, &|r| percentile(&r.1, 0.95)),
+            None,
+        ),
+        row(
+            format!("pre-fill of {fill} (not compared)"),
+            get(reference, &|r| r.2),
+            get(vbridge, &|r| r.2),
+            None,
+        ),
+    ];
+    println!("## IPAM at fill: {fill} reservations held in {FILL_SUBNET}\n");
+    let failed = |r: &Option<IpamRun>| matches!(r, Some(Err(_)));
+    table(
+        ["op", "host-local", "vbridge-ipam"],
+        &rows,
+        failed(reference),
+        failed(vbridge),
+    );
+    println!(
+        "Pre-fill: host-local's files are written directly in its own format (one `<ip>` file holding \
+         `<id>\\r\\n<ifname>` per address, `last_reserved_ip.0` at the last one), exactly what {fill} of its \
+         ADDs leave; vbridge-ipam is filled by {fill} ADD calls of its binary (4 callers at a time). The timed \
+         ADD/DEL pairs then run the same way for both.\n"
+    );
+    report_errors(
+        &[reference, vbridge]
+            .iter()
+            .filter_map(|r| r.as_ref()?.as_ref().err())
+            .collect::<Vec<_>>(),
+    );
+}
+
+fn vlan_section(plain: &Res<Run>, vlan: &Res<Run>, n: usize) {
+    let get = |r: &Res<Run>, f: &dyn Fn(&Run) -> Duration| r.as_ref().ok().map(f);
+    let mut rows = vec![
+        row(
+            format!("ADD median (N={n})"),
+            get(vlan, &|r| median(&r.seq_add)),
+            get(plain, &|r| median(&r.seq_add)),
+            Some(1.5),
+        ),
+        row(
+            format!("DEL median (N={n})"),
+            get(vlan, &|r| median(&r.seq_del)),
+            get(plain, &|r| median(&r.seq_del)),
+            None,
+        ),
+        row(
+            "first ADD",
+            get(vlan, &|r| r.first_add),
+            get(plain, &|r| r.first_add),
+            None,
+        ),
+    ];
+    rows[0].at_most = true;
+    println!("## vbridge on a VLAN network (`\"vlan\": 100`) vs without\n");
+    table(
+        ["op", "vlan 100", "no vlan"],
+        &rows,
+        vlan.is_err(),
+        plain.is_err(),
+    );
+    report_errors(
+        &[plain, vlan]
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .collect::<Vec<_>>(),
+    );
+}
+
+// ---- cleanup ----
+
+extern "C" fn on_signal(_: nix::libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C / SIGTERM stop the run at the next plugin call, so every guard still drops.
+fn stop_on_signals() {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        if let Err(e) = unsafe { sigaction(sig, &action) } {
+            eprintln!("warning: cannot handle {sig}: {e}");
+        }
+    }
+}
+
+/// Removes every namespace and temp dir this process created (`vbt-<pid>-*`); returns how
+/// many there were. The release profile aborts on panic, so guards cannot be relied on then.
+fn sweep() -> usize {
+    let prefix = format!("vbt-{}-", std::process::id());
+    let mine = |dir: PathBuf| -> Vec<String> {
+        let entries = fs::read_dir(dir).into_iter().flatten().flatten();
+        entries
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    };
+    let netns = mine(PathBuf::from("/run/netns"));
+    for ns in &netns {
+        let _status = Command::new("ip")
+            .args(["netns", "del", ns])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let tmp = mine(std::env::temp_dir());
+    for d in &tmp {
+        let _removed = fs::remove_dir_all(std::env::temp_dir().join(d));
+    }
+    netns.len() + tmp.len()
+}
+
+fn env_usize(key: &str, default: usize) -> Res<usize> {
+    match std::env::var(key) {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("{key}={v:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn main() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        sweep();
+    }));
+    stop_on_signals();
+    let code = match bench() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("vbridge-bench: {e}");
+            1
+        }
+    };
+    let left = sweep();
+    if left > 0 {
+        eprintln!("vbridge-bench: warning: swept {left} leftover namespace(s)/temp dir(s)");
+    }
+    std::process::exit(if INTERRUPTED.load(Ordering::Relaxed) {
+        130
+    } else {
+        code
+    });
+}
+
+fn bench() -> Res<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { nix::libc::geteuid() } != 0 {
+        return Err("needs root (network namespaces)".into());
+    }
+    let (n, m, fill) = (
+        env_usize("N", 50)?,
+        env_usize("M", 40)?,
+        env_usize("FILL", 5000)?,
+    );
+    let only = std::env::var("ONLY").unwrap_or_default();
+    if !["", "vbridge", "reference"].contains(&only.as_str()) {
+        return Err(format!("ONLY={only:?}: use vbridge or reference"));
+    }
+    let vlan =
+        std::env::var("VLAN").is_ok_and(|v| v == "1") || std::env::args().any(|a| a == "--vlan");
+    let (want_ref, want_vb) = (only != "vbridge", only != "reference");
+    let (reference, vbridge) = (Plugin::reference(), Plugin::vbridge());
+
+    let progress = |what: &str| eprintln!("vbridge-bench: {what}");
+    progress("harness floor");
+    let floor = harness_floor(n.max(20))?;
+    let plugin_run = |p: &Plugin, want: bool| {
+        want.then(|| {
+            progress(&format!(
+                "{}: first ADD, {n} sequential ADD+DEL, {m} at once",
+                p.label
+            ));
+            bench_plugin(p, n, m, None)
+        })
+    };
+    let (ref_run, vb_run) = (
+        plugin_run(&reference, want_ref),
+        plugin_run(&vbridge, want_vb),
+    );
+    let ipam_run = |p: &Plugin, want: bool| {
+        want.then(|| {
+            progress(&format!(
+                "{}: IPAM at fill ({fill} held, {n} ADD+DEL)",
+                p.ipam
+            ));
+            bench_ipam(p, fill, n)
+        })
+    };
+    let (ref_ipam, vb_ipam) = (ipam_run(&reference, want_ref), ipam_run(&vbridge, want_vb));
+    let vlan_runs = vlan.then(|| {
+        progress(&format!("vbridge: {n} ADD+DEL with and without vlan 100"));
+        (
+            bench_plugin(&vbridge, n, 0, None),
+            bench_plugin(&vbridge, n, 0, Some(("vlan", json!(100)))),
+        )
+    });
+
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        return Err("interrupted".into());
+    }
+    let cpus = thread::available_parallelism().map_or(0, usize::from);
+    println!("# vbridge benchmark\n");
+    println!(
+        "Same machine ({cpus} CPUs), one run. Per-op = wall time of one plugin process, spawn to exit. \
+         Ratio = left column / right column. Harness floor (`/bin/true` through the same exec path): {} median.\n",
+        ms(floor)
+    );
+    plugin_section(&ref_run, &vb_run, n, m);
+    ipam_section(&ref_ipam, &vb_ipam, fill, n);
+    if let Some((plain, with_vlan)) = &vlan_runs {
+        vlan_section(plain, with_vlan, n);
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Allocation policy, with host-local semantics, over any `Store`.
+//!
+//! - One address per range set (a dual-stack network has two sets → one IPv4 + one
+//!   IPv6). Range sets never overlap (the config layer rejects it), so choices made for
+//!   different sets can never collide.
+//! - Within a set, addresses are tried in round-robin order from the set's cursor (see
+//!   `walk`), each candidate costing one `Store::is_taken`. A sequential fill therefore
+//!   costs one probe per ADD however many addresses are taken.
+//! - Requested addresses (`runtimeConfig.ips`, `args.cni.ips`, `CNI_ARGS IP=`) must each
+//!   fall inside a range of some set and not be a gateway or excluded (code 102); one
+//!   held by another attachment is code 101. A set with a requested address uses it.
+//! - Everything is chosen first and then reserved with one all-or-nothing
+//!   `Store::reserve`, so a failure leaves nothing allocated.
+//! - An attachment that already holds addresses gets those back: a retried ADD is safe.
+//!
+//! # Reboots
+//!
+//! Every record carries the boot id of the kernel that reserved it. A container's netns
+//! does not survive a reboot, but a runtime that was down may never send the DEL, so
+//! reservations of a previous boot can be stale. They are reclaimed only as a last
+//! resort: when a range set has no free address at all, the first previous-boot
+//! reservation in round-robin order is released (its whole attachment, logged as a
+//! warning) and its address reused. Reservations whose boot id is unknown are never
+//! reclaimed. GC, which has the runtime's authoritative list, releases unlisted
+//! attachments regardless of boot.
+
+use crate::store::{Record, Store};
+use crate::walk::Walk;
+use crate::Error;
+use conf::ipamconf::{IpamConfig, Range, RangeSet};
+use conf::Attachment;
+use std::net::IpAddr;
+
+/// Gives `att` one address per range set (or the addresses it already holds).
+pub fn assign<S: Store>(
+    cfg: &IpamConfig,
+    store: &mut S,
+    att: &Attachment,
+) -> Result<Vec<IpAddr>, Error> {
+    let held = store.addresses(att)?;
+    if !held.is_empty() {
+        return reuse(cfg, att, held);
+    }
+    let wanted = requested_per_set(cfg)?;
+    let mut picks = Vec::with_capacity(cfg.range_sets.len());
+    for (set, want) in wanted.into_iter().enumerate() {
+        let ip = match want {
+            Some(ip) => claim_requested(store, ip)?,
+            None => pick(cfg, store, set)?,
+        };
+        picks.push(ip);
+    }
+    store.reserve(att, &picks)?;
+    for (set, ip) in picks.iter().enumerate() {
+        // The cursor is a hint: failing to move it costs fairness, never correctness.
+        if let Err(e) = store.set_cursor(set, *ip) {
+            log::warn!("could not update the round-robin hint of range set {set}: {e}");
+        }
+    }
+    Ok(picks)
+}
+
+/// A retried ADD: hand back what is held, if it still fits the config and the request.
+fn reuse(cfg: &IpamConfig, att: &Attachment, held: Vec<IpAddr>) -> Result<Vec<IpAddr>, Error> {
+    if let Some(ip) = held.iter().find(|ip| range_of(cfg, **ip).is_none()) {
+        return Err(Error::AddressOutOfRange(format!(
+            "container {:?} interface {:?} holds {ip}, which is outside the configured ranges (did ipam.ranges \
+             change?); DEL the attachment and ADD it again",
+            att.container_id, att.ifname
+        )));
+    }
+    if cfg.requested.iter().any(|r| !held.contains(r)) {
+        return Err(Error::AlreadyHolds {
+            attachment: att.clone(),
+            held: list(&held),
+            requested: list(&cfg.requested),
+        });
+    }
+    Ok(held)
+}
+
+/// The range containing `ip`, if any.
+pub fn range_of(cfg: &IpamConfig, ip: IpAddr) -> Option<&Range> {
+    cfg.range_sets.iter().flatten().find(|r| r.contains(ip))
+}
+
+/// For each range set, the requested address that falls in it, validated.
+pub fn requested_per_set(cfg: &IpamConfig) -> Result<Vec<Option<IpAddr>>, Error> {
+    let mut wanted: Vec<Option<IpAddr>> = vec![None; cfg.range_sets.len()];
+    for &ip in &cfg.requested {
+        let set = validate_requested(cfg, ip)?;
+        match wanted[set] {
+            Some(prev) if prev != ip => {
+                return Err(Error::AddressOutOfRange(format!(
+                    "requested addresses {prev} and {ip} both fall in range set {set} ({}); request at most one \
+                     address per range set",
+                    label(&cfg.range_sets[set])
+                )))
+            }
+            _ => wanted[set] = Some(ip),
+        }
+    }
+    Ok(wanted)
+}
+
+fn validate_requested(cfg: &IpamConfig, ip: IpAddr) -> Result<usize, Error> {
+    let Some(set) = cfg
+        .range_sets
+        .iter()
+        .position(|s| s.iter().any(|r| r.contains(ip)))
+    else {
+        let all: Vec<String> = cfg.range_sets.iter().map(|s| label(s)).collect();
+        return Err(Error::AddressOutOfRange(format!(
+            "requested address {ip} is in no configured range ({}); request an address inside ipam.ranges",
+            all.join("; ")
+        )));
+    };
+    if cfg
+        .range_sets
+        .iter()
+        .flatten()
+        .any(|r| r.gateway == Some(ip))
+    {
+        return Err(Error::AddressOutOfRange(format!(
+            "requested address {ip} is a gateway address; request another address"
+        )));
+    }
+    if let Some(net) = cfg.exclude.iter().find(|n| n.contains(ip)) {
+        return Err(Error::AddressOutOfRange(format!(
+            "requested address {ip} is excluded by ipam.exclude {net}; request another address"
+        )));
+    }
+    Ok(set)
+}
+
+fn claim_requested<S: Store>(store: &S, ip: IpAddr) -> Result<IpAddr, Error> {
+    match store.record(ip)? {
+        None => Ok(ip),
+        Some(r) => Err(Error::AddressTaken {
+            ip,
+            holder: r.attachment,
+        }),
+    }
+}
+
+/// A free address of range set `set`, reclaiming a previous boot's reservation only if
+/// the set is otherwise full.
+pub fn pick<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<IpAddr, Error> {
+    if let Some(ip) = find_free(cfg, store, set)? {
+        return Ok(ip);
+    }
+    if let Some((ip, rec)) = find_stale(cfg, store, set)? {
+        reclaim(store, ip, &rec)?;
+        return Ok(ip);
+    }
+    Err(exhausted(cfg, set))
+}
+
+pub fn exhausted(cfg: &IpamConfig, set: usize) -> Error {
+    Error::PoolExhausted {
+        network: cfg.network.clone(),
+        set,
+        ranges: label(&cfg.range_sets[set]),
+    }
+}
+
+pub fn find_free<S: Store>(
+    cfg: &IpamConfig,
+    store: &S,
+    set: usize,
+) -> Result<Option<IpAddr>, Error> {
+    for ip in Walk::after(&cfg.range_sets[set], &cfg.exclude, store.cursor(set)) {
+        if !store.is_taken(ip)? {
+            return Ok(Some(ip));
+        }
+    }
+    Ok(None)
+}
+
+/// The first reservation from a previous boot in round-robin order. Reads every record
+/// of the set: only ever called when the set is full.
+pub fn find_stale<S: Store>(
+    cfg: &IpamConfig,
+    store: &S,
+    set: usize,
+) -> Result<Option<(IpAddr, Record)>, Error> {
+    let Some(boot) = store.current_boot() else {
+        return Ok(None);
+    };
+    for ip in Walk::after(&cfg.range_sets[set], &cfg.exclude, store.cursor(set)) {
+        if let Some(rec) = store.record(ip)?.filter(|r| r.from_other_boot(Some(boot))) {
+            return Ok(Some((ip, rec)));
+        }
+    }
+    Ok(None)
+}
+
+fn reclaim<S: Store>(store: &mut S, ip: IpAddr, rec: &Record) -> Result<(), Error> {
+    log::warn!(
+        "range full: reclaiming {ip} from container {:?} interface {:?}, reserved during previous boot {} \
+         (its network namespace died with that boot)",
+        rec.attachment.container_id,
+        rec.attachment.ifname,
+        rec.boot
+    );
+    store.release(&rec.attachment)?;
+    // A record its attachment record does not list (legacy or hand-edited) survives
+    // `release`; it is just as stale.
+    if store.is_taken(ip)? {
+        store.forget_record(ip)?;
+    }
+    Ok(())
+}
+
+/// `10.0.0.2-10.0.0.254, 10.1.0.2-10.1.0.254`, for messages.
+pub fn label(set: &RangeSet) -> String {
+    set.iter()
+        .map(|r| format!("{}-{}", r.start, r.end))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,302 @@
+//! Allocator unit tests on `MemStore`: no disk, no root.
+
+use super::*;
+use crate::store::mem::MemStore;
+use conf::netconf::NetConf;
+use conf::{CmdArgs, ErrorCode};
+
+fn cfg_with(ipam: &str, extra: &str) -> IpamConfig {
+    let doc =
+        format!(r#"{{"cniVersion":"1.1.0","name":"net1","type":"vbridge","ipam":{ipam}{extra}}}"#);
+    let (_, c, _) = NetConf::parse(doc.as_bytes()).expect("netconf");
+    IpamConfig::from_netconf(&c, &CmdArgs::default()).expect("ipam config")
+}
+
+fn cfg(ipam: &str) -> IpamConfig {
+    cfg_with(ipam, "")
+}
+
+fn requesting(ipam: &str, ips: &[&str]) -> IpamConfig {
+    let list: Vec<String> = ips.iter().map(|i| format!("{i:?}")).collect();
+    cfg_with(
+        ipam,
+        &format!(r#","runtimeConfig":{{"ips":[{}]}}"#, list.join(",")),
+    )
+}
+
+fn att(id: &str) -> Attachment {
+    Attachment::new(id, "eth0")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+fn one(c: &IpamConfig, st: &mut MemStore, id: &str) -> String {
+    let got = assign(c, st, &att(id)).expect("assign");
+    assert_eq!(got.len(), 1);
+    got[0].to_string()
+}
+
+const SMALL: &str = r#"{"subnet":"10.0.0.0/29"}"#; // .1 gateway, .2-.6 usable
+
+#[test]
+fn round_robin_does_not_reuse_a_released_address_at_once() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::new("boot1");
+    assert_eq!(one(&c, &mut st, "a"), "10.0.0.2");
+    assert_eq!(one(&c, &mut st, "b"), "10.0.0.3");
+    assert_eq!(one(&c, &mut st, "c"), "10.0.0.4");
+    assert_eq!(
+        st.release(&att("b")).expect("release"),
+        vec![ip("10.0.0.3")]
+    );
+    assert_eq!(one(&c, &mut st, "d"), "10.0.0.5");
+    assert_eq!(one(&c, &mut st, "e"), "10.0.0.6");
+    assert_eq!(
+        one(&c, &mut st, "f"),
+        "10.0.0.3",
+        "wraps around to the released address"
+    );
+}
+
+#[test]
+fn gateway_is_skipped_wherever_it_is() {
+    let c = cfg(r#"{"subnet":"10.0.0.0/29","gateway":"10.0.0.4"}"#);
+    let mut st = MemStore::new("b");
+    let got: Vec<String> = (0..5).map(|i| one(&c, &mut st, &format!("c{i}"))).collect();
+    assert_eq!(
+        got,
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.5", "10.0.0.6"]
+    );
+}
+
+#[test]
+fn exhaustion_is_code_100_and_reserves_nothing() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::new("b");
+    for i in 0..5 {
+        one(&c, &mut st, &format!("c{i}"));
+    }
+    let e = assign(&c, &mut st, &att("late")).expect_err("full");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert!(
+        e.to_string().contains("10.0.0.1-10.0.0.6") || e.to_string().contains("10.0.0.2"),
+        "{e}"
+    );
+    assert!(st.addresses(&att("late")).expect("addrs").is_empty());
+    assert_eq!(st.len(), 5);
+}
+
+#[test]
+fn exclusions_are_never_handed_out() {
+    let c = cfg(r#"{"subnet":"10.0.0.0/29","exclude":["10.0.0.3","10.0.0.4/31"]}"#);
+    let mut st = MemStore::new("b");
+    assert_eq!(one(&c, &mut st, "a"), "10.0.0.2");
+    assert_eq!(one(&c, &mut st, "b"), "10.0.0.6");
+    assert_eq!(
+        assign(&c, &mut st, &att("c")).expect_err("full").code(),
+        ErrorCode::PoolExhausted
+    );
+}
+
+#[test]
+fn requested_address_ok() {
+    let c = requesting(SMALL, &["10.0.0.5/29"]);
+    let mut st = MemStore::new("b");
+    assert_eq!(
+        assign(&c, &mut st, &att("a")).expect("ok"),
+        vec![ip("10.0.0.5")]
+    );
+}
+
+#[test]
+fn requested_address_taken_is_101_and_names_the_holder() {
+    let mut st = MemStore::new("b");
+    st.reserve(&att("owner"), &[ip("10.0.0.5")])
+        .expect("reserve");
+    let e = assign(&requesting(SMALL, &["10.0.0.5"]), &mut st, &att("a")).expect_err("taken");
+    assert_eq!(e.code(), ErrorCode::AddressTaken);
+    assert!(e.to_string().contains("owner"), "{e}");
+}
+
+#[test]
+fn requested_address_out_of_range_gateway_or_excluded_is_102() {
+    let mut st = MemStore::new("b");
+    let ex = r#"{"subnet":"10.0.0.0/29","exclude":["10.0.0.6"]}"#;
+    for (conf, want, word) in [
+        (SMALL, "10.9.9.9", "no configured range"),
+        (SMALL, "10.0.0.1", "gateway"),
+        (ex, "10.0.0.6", "exclude"),
+    ] {
+        let e = assign(&requesting(conf, &[want]), &mut st, &att("a")).expect_err(want);
+        assert_eq!(e.code(), ErrorCode::AddressOutOfRange, "{want}");
+        assert!(
+            e.to_string().contains(word) && e.to_string().contains(want),
+            "{e}"
+        );
+    }
+    let e = assign(
+        &requesting(SMALL, &["10.0.0.2", "10.0.0.3"]),
+        &mut st,
+        &att("a"),
+    )
+    .expect_err("two in one set");
+    assert_eq!(e.code(), ErrorCode::AddressOutOfRange);
+    assert!(st.is_empty());
+}
+
+#[test]
+fn requested_address_held_by_a_previous_boot_is_still_taken() {
+    let mut st = MemStore::new("old");
+    st.reserve(&att("ghost"), &[ip("10.0.0.5")])
+        .expect("reserve");
+    st.reboot("new");
+    let e = assign(&requesting(SMALL, &["10.0.0.5"]), &mut st, &att("a")).expect_err("taken");
+    assert_eq!(e.code(), ErrorCode::AddressTaken);
+}
+
+const DUAL: &str = r#"{"ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00:1::/64"}]]}"#;
+
+#[test]
+fn dual_stack_gets_one_address_per_family() {
+    let c = cfg(DUAL);
+    let mut st = MemStore::new("b");
+    let got = assign(&c, &mut st, &att("a")).expect("ok");
+    assert_eq!(got, vec![ip("10.0.0.2"), ip("fd00:1::2")]);
+    let r = crate::result(&c, &got);
+    assert_eq!(r.ips[0].address.to_string(), "10.0.0.2/24");
+    assert_eq!(r.ips[0].gateway, Some(ip("10.0.0.1")));
+    assert_eq!(r.ips[1].address.to_string(), "fd00:1::2/64");
+    assert!(r.ips.iter().all(|i| i.interface.is_none()) && r.interfaces.is_empty());
+}
+
+#[test]
+fn requested_address_in_one_set_allocates_the_other() {
+    let c = requesting(DUAL, &["fd00:1::99"]);
+    let mut st = MemStore::new("b");
+    assert_eq!(
+        assign(&c, &mut st, &att("a")).expect("ok"),
+        vec![ip("10.0.0.2"), ip("fd00:1::99")]
+    );
+}
+
+#[test]
+fn failure_in_a_later_set_leaves_nothing_allocated() {
+    let c = cfg(
+        r#"{"ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00:1::/64","rangeStart":"fd00:1::2","rangeEnd":"fd00:1::2"}]]}"#,
+    );
+    let mut st = MemStore::new("b");
+    assign(&c, &mut st, &att("a")).expect("first fits");
+    let e = assign(&c, &mut st, &att("b")).expect_err("v6 full");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert!(e.to_string().contains("range set 1"), "{e}");
+    assert_eq!(
+        st.len(),
+        2,
+        "the v4 address chosen for b must not stay reserved"
+    );
+}
+
+#[test]
+fn multiple_ranges_in_a_set_are_one_pool() {
+    let c = cfg(
+        r#"{"ranges":[[{"subnet":"10.0.0.0/24","rangeStart":"10.0.0.10","rangeEnd":"10.0.0.11"},
+                       {"subnet":"10.0.1.0/24","rangeStart":"10.0.1.10","rangeEnd":"10.0.1.11"}]]}"#,
+    );
+    let mut st = MemStore::new("b");
+    let got: Vec<String> = (0..4).map(|i| one(&c, &mut st, &format!("c{i}"))).collect();
+    assert_eq!(got, ["10.0.0.10", "10.0.0.11", "10.0.1.10", "10.0.1.11"]);
+    let r = crate::result(&c, &[ip("10.0.1.10")]);
+    assert_eq!(
+        r.ips[0].gateway,
+        Some(ip("10.0.1.1")),
+        "the gateway of the address's own range"
+    );
+    assert_eq!(
+        assign(&c, &mut st, &att("x")).expect_err("full").code(),
+        ErrorCode::PoolExhausted
+    );
+}
+
+#[test]
+fn re_add_returns_the_same_addresses() {
+    let c = cfg(DUAL);
+    let mut st = MemStore::new("b");
+    let first = assign(&c, &mut st, &att("a")).expect("ok");
+    assert_eq!(assign(&c, &mut st, &att("a")).expect("retry"), first);
+    assert_eq!(st.len(), 2);
+    let e = assign(&requesting(DUAL, &["10.0.0.50"]), &mut st, &att("a"))
+        .expect_err("different request");
+    assert_eq!(e.code(), ErrorCode::AddressTaken);
+}
+
+#[test]
+fn release_frees_and_is_idempotent() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::new("b");
+    one(&c, &mut st, "a");
+    assert_eq!(st.release(&att("a")).expect("del").len(), 1);
+    assert!(st.release(&att("a")).expect("del again").is_empty());
+    assert!(st.is_empty());
+}
+
+#[test]
+fn sequential_fill_costs_one_probe_per_add() {
+    let c = cfg(r#"{"subnet":"10.0.0.0/22"}"#);
+    let mut st = MemStore::new("b");
+    for i in 0..1021 {
+        let before = st.probes();
+        assign(&c, &mut st, &att(&format!("c{i}"))).expect("fits");
+        assert_eq!(
+            st.probes() - before,
+            1,
+            "ADD #{i} probed more than one candidate"
+        );
+    }
+    assert_eq!(
+        assign(&c, &mut st, &att("x")).expect_err("full").code(),
+        ErrorCode::PoolExhausted
+    );
+}
+
+#[test]
+fn previous_boot_reservations_are_reclaimed_only_when_full() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::new("boot-A");
+    for i in 0..5 {
+        one(&c, &mut st, &format!("old{i}"));
+    }
+    st.release(&att("old2")).expect("free .4");
+    st.reboot("boot-B");
+    assert_eq!(
+        one(&c, &mut st, "new0"),
+        "10.0.0.4",
+        "a free address wins over reclaiming"
+    );
+    // Full now: the next ADDs reclaim previous-boot reservations in round-robin order.
+    assert_eq!(one(&c, &mut st, "new1"), "10.0.0.5");
+    assert!(
+        st.addresses(&att("old3")).expect("addrs").is_empty(),
+        "the stale attachment is released"
+    );
+    for id in ["new2", "new3", "new4"] {
+        one(&c, &mut st, id);
+    }
+    let e = assign(&c, &mut st, &att("new5")).expect_err("all current");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+}
+
+#[test]
+fn unknown_boot_ids_are_never_reclaimed() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::default(); // boot id unknown
+    for i in 0..5 {
+        one(&c, &mut st, &format!("c{i}"));
+    }
+    st.reboot("now-known");
+    assert_eq!(
+        assign(&c, &mut st, &att("x")).expect_err("full").code(),
+        ErrorCode::PoolExhausted
+    );
+}

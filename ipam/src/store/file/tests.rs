@@ -1,0 +1,466 @@
+//! FileStore tests in a temp dir: layout, atomicity, crash repair, corruption, locking,
+//! and the library verbs end to end. No root needed.
+
+use super::*;
+use crate::testutil::TempDir;
+use conf::ipamconf::IpamConfig;
+use conf::netconf::NetConf;
+use conf::{CmdArgs, ErrorCode};
+use std::sync::{Arc, Barrier};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+fn att(id: &str) -> Attachment {
+    Attachment::new(id, "eth0")
+}
+
+fn open(d: &TempDir, boot: &str) -> LockedStore {
+    FileStore::open(d.path().join("net1"))
+        .expect("open")
+        .with_boot_id(Some(boot.to_string()))
+        .lock()
+        .expect("lock")
+}
+
+fn cfg(d: &TempDir, ipam: &str) -> IpamConfig {
+    let dir = d.path().display().to_string();
+    let ipam = ipam.replacen('{', &format!(r#"{{"dataDir":{dir:?},"#), 1);
+    let doc = format!(r#"{{"cniVersion":"1.1.0","name":"net1","type":"vbridge","ipam":{ipam}}}"#);
+    let (_, c, _) = NetConf::parse(doc.as_bytes()).expect("netconf");
+    IpamConfig::from_netconf(&c, &CmdArgs::default()).expect("ipam config")
+}
+
+fn file(d: &TempDir, rel: &str) -> PathBuf {
+    d.path().join("net1").join(rel)
+}
+
+fn tmp_is_empty(d: &TempDir) -> bool {
+    fsio::list(&file(d, "tmp")).expect("list").is_empty()
+}
+
+#[test]
+fn layout_and_records() {
+    let d = TempDir::new("layout");
+    let mut st = open(&d, "boot-1");
+    st.reserve(&att("c1"), &[ip("10.0.0.2"), ip("fd00::2")])
+        .expect("reserve");
+    st.set_cursor(0, ip("10.0.0.2")).expect("cursor");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&fs::read(file(&d, "meta.json")).expect("meta")).expect("json");
+    assert_eq!(meta["format"], 1);
+    let rec: serde_json::Value =
+        serde_json::from_slice(&fs::read(file(&d, "ips/fd00::2")).expect("record")).expect("json");
+    assert_eq!(rec["containerID"], "c1");
+    assert_eq!(rec["ifname"], "eth0");
+    assert_eq!(rec["boot"], "boot-1");
+    assert!(rec["since"].as_u64().is_some_and(|s| s > 1_600_000_000));
+    let list: Vec<IpAddr> =
+        serde_json::from_slice(&fs::read(file(&d, "attachments/c1:eth0")).expect("att"))
+            .expect("json");
+    assert_eq!(list, vec![ip("10.0.0.2"), ip("fd00::2")]);
+    assert_eq!(
+        fs::read_to_string(file(&d, "last_reserved.0")).expect("cursor"),
+        "10.0.0.2"
+    );
+    assert!(!file(&d, "journal").exists());
+    assert!(tmp_is_empty(&d), "no temp file survives a successful write");
+    assert_eq!(st.addresses(&att("c1")).expect("addrs").len(), 2);
+    assert!(
+        st.is_taken(ip("10.0.0.2")).expect("stat") && !st.is_taken(ip("10.0.0.3")).expect("stat")
+    );
+}
+
+#[test]
+fn reserve_refuses_to_overwrite_another_attachment() {
+    let d = TempDir::new("overwrite");
+    let mut st = open(&d, "b");
+    st.reserve(&att("a"), &[ip("10.0.0.2")]).expect("a");
+    let e = st
+        .reserve(&att("b"), &[ip("10.0.0.3"), ip("10.0.0.2")])
+        .expect_err("taken");
+    assert_eq!(e.code(), ErrorCode::AddressTaken);
+    assert!(
+        !st.is_taken(ip("10.0.0.3")).expect("stat"),
+        "the failed ADD was rolled back in-process"
+    );
+    assert!(st.addresses(&att("b")).expect("addrs").is_empty());
+    assert_eq!(
+        st.record(ip("10.0.0.2"))
+            .expect("rec")
+            .map(|r| r.attachment),
+        Some(att("a"))
+    );
+    assert!(!file(&d, "journal").exists());
+}
+
+#[test]
+fn killed_add_is_rolled_back_by_the_next_lock() {
+    let d = TempDir::new("killed-add");
+    {
+        let st = open(&d, "b");
+        let j = Journal {
+            op: Op::Add,
+            attachment: att("c1"),
+            ips: vec![ip("10.0.0.2"), ip("10.0.0.3")],
+        };
+        st.write_journal(&j).expect("journal");
+        let rec = encode(&Record::new(att("c1"), Some("b"))).expect("encode");
+        st.create_record(ip("10.0.0.2"), &rec, &att("c1"))
+            .expect("first record");
+        // A temp file of the second record, as a kill mid-write leaves it.
+        fs::write(file(&d, "tmp/4242.7"), b"{\"contai").expect("partial temp");
+        // Dropped here without finishing: the process "died" holding the lock.
+    }
+    let st = open(&d, "b");
+    assert!(
+        !st.is_taken(ip("10.0.0.2")).expect("stat"),
+        "half-done ADD rolled back"
+    );
+    assert!(st.addresses(&att("c1")).expect("addrs").is_empty());
+    assert!(!file(&d, "journal").exists());
+    assert!(tmp_is_empty(&d));
+}
+
+#[test]
+fn killed_add_after_its_last_write_is_still_rolled_back() {
+    // The result was never printed, so the runtime does not know these addresses.
+    let d = TempDir::new("killed-add-late");
+    {
+        let st = open(&d, "b");
+        let j = Journal {
+            op: Op::Add,
+            attachment: att("c1"),
+            ips: vec![ip("10.0.0.2")],
+        };
+        st.write_journal(&j).expect("journal");
+        st.apply_add(&att("c1"), &j.ips).expect("all files written");
+    }
+    let st = open(&d, "b");
+    assert!(!st.is_taken(ip("10.0.0.2")).expect("stat"));
+    assert!(!file(&d, "attachments/c1:eth0").exists());
+}
+
+#[test]
+fn killed_del_is_rolled_forward() {
+    let d = TempDir::new("killed-del");
+    {
+        let mut st = open(&d, "b");
+        st.reserve(&att("c1"), &[ip("10.0.0.2"), ip("10.0.0.3")])
+            .expect("reserve");
+        st.reserve(&att("c2"), &[ip("10.0.0.4")]).expect("reserve");
+        let j = Journal {
+            op: Op::Del,
+            attachment: att("c1"),
+            ips: vec![ip("10.0.0.2"), ip("10.0.0.3")],
+        };
+        st.write_journal(&j).expect("journal");
+        fs::remove_file(file(&d, "ips/10.0.0.2")).expect("first removal");
+    }
+    let st = open(&d, "b");
+    assert!(
+        !st.is_taken(ip("10.0.0.3")).expect("stat"),
+        "half-done DEL finished"
+    );
+    assert!(!file(&d, "attachments/c1:eth0").exists());
+    assert_eq!(
+        st.addresses(&att("c2")).expect("addrs"),
+        vec![ip("10.0.0.4")],
+        "others untouched"
+    );
+}
+
+#[test]
+fn replay_never_removes_another_attachments_record() {
+    let d = TempDir::new("replay-other");
+    {
+        let mut st = open(&d, "b");
+        st.reserve(&att("owner"), &[ip("10.0.0.2")])
+            .expect("reserve");
+        let j = Journal {
+            op: Op::Add,
+            attachment: att("c1"),
+            ips: vec![ip("10.0.0.2")],
+        };
+        st.write_journal(&j).expect("journal");
+    }
+    let st = open(&d, "b");
+    assert_eq!(
+        st.addresses(&att("owner")).expect("addrs"),
+        vec![ip("10.0.0.2")]
+    );
+    assert!(st.is_taken(ip("10.0.0.2")).expect("stat"));
+}
+
+#[test]
+fn corrupt_record_is_107_and_changes_nothing() {
+    let d = TempDir::new("corrupt");
+    let mut st = open(&d, "b");
+    st.reserve(&att("c1"), &[ip("10.0.0.2"), ip("10.0.0.3")])
+        .expect("reserve");
+    fs::write(file(&d, "ips/10.0.0.3"), b"").expect("truncate");
+    let e = st.release(&att("c1")).expect_err("corrupt");
+    assert_eq!(e.code(), ErrorCode::StoreCorrupt);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("ips/10.0.0.3") && msg.contains("empty") && msg.contains("delete the file"),
+        "{msg}"
+    );
+    assert!(
+        st.is_taken(ip("10.0.0.2")).expect("stat"),
+        "nothing released"
+    );
+    assert!(file(&d, "attachments/c1:eth0").exists());
+    assert!(
+        !file(&d, "journal").exists(),
+        "validation happens before the journal"
+    );
+    fs::write(file(&d, "attachments/c1:eth0"), b"[\"10.0.0.2\",").expect("garble");
+    let e = st
+        .addresses(&att("c1"))
+        .expect_err("corrupt attachment record");
+    assert_eq!(e.code(), ErrorCode::StoreCorrupt);
+    assert!(e.to_string().contains("attachments/c1:eth0"), "{e}");
+    let listed = st.reservations().expect("scan");
+    assert_eq!(listed.iter().filter(|r| r.is_err()).count(), 1);
+}
+
+#[test]
+fn corrupt_journal_or_meta_stops_the_lock_with_107() {
+    let d = TempDir::new("corrupt-journal");
+    drop(open(&d, "b"));
+    fs::write(file(&d, "journal"), b"{\"op\":").expect("garble");
+    let e = FileStore::open(d.path().join("net1"))
+        .expect("open")
+        .lock()
+        .expect_err("corrupt journal");
+    assert_eq!(e.code(), ErrorCode::StoreCorrupt);
+    assert!(
+        e.to_string().contains("journal") && e.to_string().contains("delete it"),
+        "{e}"
+    );
+    fs::remove_file(file(&d, "journal")).expect("repair");
+    fs::write(file(&d, "meta.json"), b"{\"format\":9}").expect("future format");
+    let e = FileStore::open(d.path().join("net1"))
+        .expect("open")
+        .lock()
+        .expect_err("format");
+    assert_eq!(e.code(), ErrorCode::StoreCorrupt);
+    assert!(e.to_string().contains("format 9"), "{e}");
+}
+
+#[test]
+fn unreadable_cursor_is_only_a_hint() {
+    let d = TempDir::new("cursor");
+    let st = open(&d, "b");
+    fs::write(file(&d, "last_reserved.0"), b"garbage").expect("write");
+    assert_eq!(st.cursor(0), None);
+}
+
+#[test]
+fn bad_attachment_names_never_become_paths() {
+    let d = TempDir::new("names");
+    let mut st = open(&d, "b");
+    for a in [
+        Attachment::new("../x", "eth0"),
+        Attachment::new("c", "a/b"),
+        Attachment::new("c", "a:b"),
+    ] {
+        let e = st.reserve(&a, &[ip("10.0.0.2")]).expect_err("invalid");
+        assert_eq!(e.code(), ErrorCode::InvalidEnv);
+    }
+    assert!(
+        !file(&d, "journal").exists(),
+        "rejected before anything was written"
+    );
+    assert!(fsio::list(&file(&d, "ips")).expect("list").is_empty());
+}
+
+#[test]
+fn lock_contention_times_out_with_code_11_then_succeeds() {
+    let d = Arc::new(TempDir::new("lock"));
+    let holder = open(&d, "b");
+    let dir = d.path().join("net1");
+    let short = FileStore::open(&dir)
+        .expect("open")
+        .with_lock_timeout(Duration::from_millis(50));
+    let e = short.lock().expect_err("busy");
+    assert_eq!(e.code(), ErrorCode::TryAgainLater);
+    let waiter = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let st = FileStore::open(dir)
+                .expect("open")
+                .with_lock_timeout(Duration::from_secs(5))
+                .lock();
+            (st.is_ok(), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    drop(holder);
+    let (ok, waited) = waiter.join().expect("thread");
+    assert!(ok, "the lock is handed over once the holder drops it");
+    assert!(
+        waited >= Duration::from_millis(150),
+        "the waiter really waited ({waited:?})"
+    );
+}
+
+#[test]
+fn parallel_adds_get_unique_addresses() {
+    let d = Arc::new(TempDir::new("parallel"));
+    let c = Arc::new(cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#));
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (c, start) = (Arc::clone(&c), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                (0..15)
+                    .map(|i| {
+                        crate::add(&c, &att(&format!("t{t}-{i}"))).expect("add").ips[0]
+                            .address
+                            .ip()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<IpAddr> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 120);
+}
+
+#[test]
+fn library_verbs_end_to_end() {
+    let d = TempDir::new("verbs");
+    let c = cfg(
+        &d,
+        r#"{"ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"fd00::/64"}]]}"#,
+    );
+    crate::del(&c, &att("never")).expect("DEL before any ADD");
+    assert!(
+        !d.path().join("net1").exists(),
+        "DEL does not create a store"
+    );
+    crate::status(&c).expect("status on a fresh store");
+    let r = crate::add(&c, &att("c1")).expect("add");
+    let ips: Vec<IpAddr> = r.ips.iter().map(|i| i.address.ip()).collect();
+    assert_eq!(crate::add(&c, &att("c1")).expect("retry").ips, r.ips);
+    crate::check(&c, &att("c1"), &ips).expect("check");
+    let e = crate::check(&c, &att("c1"), &ips[..1]).expect_err("mismatch");
+    assert_eq!(e.code(), ErrorCode::CheckFailed);
+    crate::del(&c, &att("c1")).expect("del");
+    crate::del(&c, &att("c1")).expect("del again");
+    assert!(fsio::list(&file(&d, "ips")).expect("list").is_empty());
+}
+
+#[test]
+fn gc_keeps_exactly_the_listed_and_reports_errors_at_the_end() {
+    let d = TempDir::new("gc");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    for id in ["keep1", "keep2", "drop1", "drop2", "broken"] {
+        crate::add(&c, &att(id)).expect("add");
+    }
+    // An orphan record (no attachment record), e.g. from an older version or a manual copy.
+    let orphan = encode(&Record::new(att("ghost"), None)).expect("encode");
+    fs::write(file(&d, "ips/10.0.0.200"), orphan).expect("orphan");
+    let broken = crate::add(&c, &att("broken")).expect("held").ips[0]
+        .address
+        .ip();
+    fs::write(file(&d, &format!("ips/{broken}")), b"{").expect("corrupt");
+    let e = crate::gc(&c, &[att("keep1"), att("keep2")]).expect_err("one corrupt record");
+    assert_eq!(e.code(), ErrorCode::StoreCorrupt);
+    assert!(e.to_string().contains(&broken.to_string()), "{e}");
+    let st = open(&d, "b");
+    for id in ["keep1", "keep2"] {
+        assert_eq!(st.addresses(&att(id)).expect("kept").len(), 1, "{id}");
+    }
+    for id in ["drop1", "drop2"] {
+        assert!(st.addresses(&att(id)).expect("dropped").is_empty(), "{id}");
+    }
+    assert!(
+        !st.is_taken(ip("10.0.0.200")).expect("stat"),
+        "orphan released"
+    );
+    assert!(
+        st.is_taken(broken).expect("stat"),
+        "the corrupt record is reported, not deleted"
+    );
+    drop(st);
+    fs::remove_file(file(&d, &format!("ips/{broken}"))).expect("operator repair");
+    assert_eq!(
+        crate::gc(&c, &[att("keep1"), att("keep2")]).expect("clean gc"),
+        vec![att("broken")]
+    );
+}
+
+#[test]
+fn previous_boot_reclaim_only_on_exhaustion() {
+    let d = TempDir::new("reboot");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/29"}"#);
+    let dir = d.path().join("net1");
+    let add = |boot: &str, id: &str| {
+        let mut st = FileStore::open(&dir)
+            .expect("open")
+            .with_boot_id(Some(boot.into()))
+            .lock()
+            .expect("lock");
+        crate::allocator::assign(&c, &mut st, &att(id))
+    };
+    for i in 0..4 {
+        add("A", &format!("old{i}")).expect("fits");
+    }
+    assert_eq!(add("B", "new0").expect("free one").len(), 1);
+    let ev = FileStore::open(&dir)
+        .expect("open")
+        .with_boot_id(Some("B".into()))
+        .lock()
+        .expect("lock");
+    assert_eq!(
+        ev.scan_records_from_boot("A"),
+        4,
+        "nothing reclaimed while a free address existed"
+    );
+    drop(ev);
+    let got = add("B", "new1").expect("reclaims");
+    assert_eq!(
+        got,
+        vec![ip("10.0.0.2")],
+        "first stale reservation after the cursor"
+    );
+    let st = FileStore::open(&dir)
+        .expect("open")
+        .with_boot_id(Some("B".into()))
+        .lock()
+        .expect("lock");
+    assert!(st.addresses(&att("old0")).expect("addrs").is_empty());
+    assert_eq!(st.scan_records_from_boot("A"), 3);
+}
+
+impl LockedStore {
+    fn scan_records_from_boot(&self, boot: &str) -> usize {
+        self.reservations()
+            .expect("scan")
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|(_, r)| r.boot == boot)
+            .count()
+    }
+}
+
+#[test]
+fn status_reports_exhaustion_as_50() {
+    let d = TempDir::new("status");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/30"}"#); // one usable address
+    crate::add(&c, &att("a")).expect("add");
+    let e = crate::status(&c).expect_err("full");
+    assert_eq!(e.code(), ErrorCode::NotAvailable);
+    assert!(e.to_string().contains("no free address"), "{e}");
+}

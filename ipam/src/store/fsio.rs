@@ -1,0 +1,136 @@
+//! Crash-safe file primitives.
+//!
+//! Every file of the store is written the same way: a fresh temp file in the store's
+//! `tmp/` directory (same file system, so the final step is atomic), write, optionally
+//! fsync, then either `rename` (replace) or `link` (create, failing if the name exists).
+//! A process killed at any point leaves either the old name/content or the new one —
+//! never a half-written file under a real name; what it may leave is a stray temp file,
+//! which the next lock holder deletes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to a new temp file in `tmp_dir` and returns its path.
+fn write_tmp(tmp_dir: &Path, bytes: &[u8], durable: bool) -> io::Result<PathBuf> {
+    let name = format!(
+        "{}.{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let path = tmp_dir.join(name);
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        f.write_all(bytes)?;
+        if durable {
+            // Data must be on disk before a name points at it, or a power loss can leave
+            // an empty record behind a valid name.
+            f.sync_data()?;
+        }
+        Ok(())
+    })();
+    match written {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            discard(&path);
+            Err(e)
+        }
+    }
+}
+
+fn discard(tmp: &Path) {
+    if let Err(e) = fs::remove_file(tmp) {
+        log::debug!(
+            "leaving temp file {} for the next lock holder: {e}",
+            tmp.display()
+        );
+    }
+}
+
+/// Atomically replaces (or creates) `dest`.
+pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let tmp = write_tmp(tmp_dir, bytes, durable)?;
+    fs::rename(&tmp, dest).inspect_err(|_| discard(&tmp))
+}
+
+/// Atomically creates `dest`; fails with `AlreadyExists` if it exists (like O_EXCL, but
+/// the content is complete the moment the name appears).
+pub fn write_new(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let tmp = write_tmp(tmp_dir, bytes, durable)?;
+    let linked = fs::hard_link(&tmp, dest);
+    discard(&tmp);
+    linked
+}
+
+/// Makes the directory entries of `dir` (renames, links, unlinks) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The file's content, `None` if it does not exist.
+pub fn read_opt(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `path`; a missing file is fine (every removal must be replayable).
+pub fn remove_opt(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+pub fn exists(path: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Names of the entries of `dir` (non-UTF-8 names are returned lossily; they can only
+/// come from outside tampering and are then reported as unparsable).
+pub fn list(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+
+    #[test]
+    fn replace_and_new() {
+        let d = TempDir::new("fsio");
+        let tmp = d.path().join("tmp");
+        fs::create_dir(&tmp).expect("mkdir");
+        let dest = d.path().join("f");
+        write_new(&tmp, &dest, b"one", true).expect("new");
+        let e = write_new(&tmp, &dest, b"two", true).expect_err("exists");
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&dest).expect("read"), b"one");
+        write_replace(&tmp, &dest, b"three", false).expect("replace");
+        assert_eq!(fs::read(&dest).expect("read"), b"three");
+        assert!(
+            list(&tmp).expect("list").is_empty(),
+            "temp files must not be left behind"
+        );
+        assert_eq!(read_opt(&d.path().join("nope")).expect("read"), None);
+        remove_opt(&d.path().join("nope")).expect("missing is fine");
+    }
+}

@@ -1,0 +1,99 @@
+//! Reservation storage: the `Store` trait the allocator works against, and its
+//! implementations — the locked on-disk store (`file`) and an in-memory one (`mem`,
+//! tests only).
+//!
+//! Invariants every implementation keeps:
+//! - an address is reserved by at most one attachment;
+//! - `reserve` and `release` are all-or-nothing: after they return (or after the process
+//!   dies inside them and the store is locked again) an attachment holds either all of
+//!   its addresses or none;
+//! - a record that cannot be parsed is an error (`StoreCorrupt`), never treated as free.
+//!
+//! Only a value that proves the store is locked implements `Store`, so no code path can
+//! mutate without the lock.
+
+pub mod file;
+mod fsio;
+mod journal;
+#[cfg(any(test, feature = "testing"))]
+pub mod mem;
+
+use crate::Error;
+use conf::Attachment;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+pub use file::{FileStore, LockedStore};
+
+/// What is known about one reserved address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(flatten)]
+    pub attachment: Attachment,
+    /// Unix seconds of the reservation.
+    #[serde(default)]
+    pub since: u64,
+    /// `/proc/sys/kernel/random/boot_id` when reserved; empty if it was unknown.
+    #[serde(default)]
+    pub boot: String,
+}
+
+impl Record {
+    pub fn new(attachment: Attachment, boot: Option<&str>) -> Record {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Record {
+            attachment,
+            since,
+            boot: boot.unwrap_or_default().to_string(),
+        }
+    }
+
+    /// True only when both boot ids are known and differ: an unknown id never makes a
+    /// reservation reclaimable.
+    pub fn from_other_boot(&self, current: Option<&str>) -> bool {
+        matches!(current, Some(cur) if !cur.is_empty() && !self.boot.is_empty() && self.boot != cur)
+    }
+}
+
+/// One entry of a full listing: a readable reservation or the error for an unreadable one.
+pub type Listed<T> = Result<T, Error>;
+
+/// What the allocator, CHECK and GC need from storage.
+pub trait Store {
+    /// Boot id of the running kernel, if known.
+    fn current_boot(&self) -> Option<&str>;
+
+    /// Whether `ip` is reserved. This is the allocation hot path: one existence check,
+    /// no parsing, independent of how many addresses are reserved.
+    fn is_taken(&self, ip: IpAddr) -> Result<bool, Error>;
+
+    /// The reservation of `ip`, parsed.
+    fn record(&self, ip: IpAddr) -> Result<Option<Record>, Error>;
+
+    /// The addresses `att` holds (empty when none), looked up directly by attachment.
+    fn addresses(&self, att: &Attachment) -> Result<Vec<IpAddr>, Error>;
+
+    /// Reserves all of `ips` for `att`, which must hold nothing yet. All or nothing.
+    fn reserve(&mut self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error>;
+
+    /// Releases everything `att` holds and returns it; nothing held is not an error.
+    fn release(&mut self, att: &Attachment) -> Result<Vec<IpAddr>, Error>;
+
+    /// The round-robin hint of range set `set`: the address reserved last. A missing or
+    /// unreadable hint is `None` (it only decides where the search starts).
+    fn cursor(&self, set: usize) -> Option<IpAddr>;
+
+    fn set_cursor(&mut self, set: usize, ip: IpAddr) -> Result<(), Error>;
+
+    /// Every attachment that has an attachment record (GC only: this is a full scan).
+    fn attachments(&self) -> Result<Vec<Listed<Attachment>>, Error>;
+
+    /// Every address record (GC, admin: full scan).
+    fn reservations(&self) -> Result<Vec<Listed<(IpAddr, Record)>>, Error>;
+
+    /// Removes one address record regardless of attachment records (GC of orphans).
+    fn forget_record(&mut self, ip: IpAddr) -> Result<(), Error>;
+}
