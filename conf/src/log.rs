@@ -40,11 +40,12 @@ impl Log for Logger {
             std::process::id(),
             r.args()
         );
-        // A failing log write must never fail the CNI operation itself.
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        // A failing log write must never fail the CNI operation itself, and there is
+        // nowhere left to report it: dropped on purpose.
+        std::io::stderr().write_all(line.as_bytes()).ok();
         if let Some(f) = &self.file {
             if let Ok(mut f) = f.lock() {
-                let _ = f.write_all(line.as_bytes());
+                f.write_all(line.as_bytes()).ok();
             }
         }
     }

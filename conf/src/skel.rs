@@ -53,29 +53,33 @@ pub fn run(plugin: &dyn Plugin, log_prefix: &'static str) -> i32 {
             stderr: &mut stderr,
         },
     );
-    let _ = stdout.flush();
-    code
+    // The runtime reads the result from stdout: if it cannot get it, the call failed.
+    match stdout.flush() {
+        Ok(()) => code,
+        Err(_) => 1,
+    }
 }
 
 /// A panic is a bug, but the runtime still deserves a CNI error instead of garbage.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let e = CniError::new(ErrorCode::Internal, format!("internal error: {info}"));
-        let _ = writeln!(std::io::stdout(), "{}", e.to_json());
-        let _ = std::io::stdout().flush();
+        // Best effort from inside a panic: nothing else can be reported.
+        writeln!(std::io::stdout(), "{}", e.to_json()).ok();
+        std::io::stdout().flush().ok();
     }));
 }
 
 pub fn run_with(plugin: &dyn Plugin, log_prefix: &'static str, io: Io<'_>) -> i32 {
     let cmd = match (io.getenv)("CNI_COMMAND") {
         None => {
-            let _ = writeln!(
+            let shown = writeln!(
                 io.stderr,
                 "{}\nCNI protocol versions supported: {}",
                 plugin.about(),
                 SUPPORTED.join(", ")
             );
-            return 0;
+            return i32::from(shown.is_err());
         }
         Some(c) => c,
     };
@@ -83,8 +87,8 @@ pub fn run_with(plugin: &dyn Plugin, log_prefix: &'static str, io: Io<'_>) -> i3
     let outcome = dispatch(plugin, log_prefix, &cmd, &io.getenv, io.stdin, &mut version);
     match outcome {
         Ok(out) => {
-            if !out.is_empty() {
-                let _ = writeln!(io.stdout, "{out}");
+            if !out.is_empty() && writeln!(io.stdout, "{out}").is_err() {
+                return 1;
             }
             0
         }
@@ -93,7 +97,8 @@ pub fn run_with(plugin: &dyn Plugin, log_prefix: &'static str, io: Io<'_>) -> i3
                 e.cni_version = v.as_str().to_string();
             }
             log::error!("{} failed: {e}", cmd);
-            let _ = writeln!(io.stdout, "{}", e.to_json());
+            // Exit 1 either way; a failed write leaves only the exit code to tell.
+            writeln!(io.stdout, "{}", e.to_json()).ok();
             1
         }
     }
@@ -111,7 +116,8 @@ fn dispatch(
     if command == Command::Version {
         // The reference ignores stdin here; echo a supported requested version if any.
         let mut buf = Vec::new();
-        let _ = stdin.read_to_end(&mut buf);
+        // stdin is optional for VERSION; an unreadable one means "no preference".
+        stdin.read_to_end(&mut buf).ok();
         let req: Option<String> = serde_json::from_slice::<Value>(&buf).ok().and_then(|v| {
             v.get("cniVersion")
                 .and_then(Value::as_str)

@@ -179,3 +179,23 @@ pub fn sysctl(ns: &Netns, key: &str, value: &str) {
 pub fn snapshot(ns: &Netns) -> (Vec<String>, Vec<(String, String)>) {
     (link_names(ns), nft_tables(ns))
 }
+
+/// nftables chains of a namespace as (family, table, chain).
+pub fn nft_chains(ns: &Netns) -> Vec<(String, String, String)> {
+    let out = must_run_in(ns, &["nft", "-j", "list", "chains"]);
+    let v = out.json();
+    let items = v["nftables"].as_array().cloned().unwrap_or_default();
+    let mut list: Vec<(String, String, String)> = items
+        .iter()
+        .filter_map(|i| i.get("chain"))
+        .filter_map(|c| {
+            Some((
+                c["family"].as_str()?.to_string(),
+                c["table"].as_str()?.to_string(),
+                c["name"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    list.sort();
+    list
+}

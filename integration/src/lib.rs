@@ -12,6 +12,8 @@
 //! - [`ip`]: `ip -j` queries, `ping`, `nft` tables, commands inside a netns.
 //! - [`probe`]: a one-shot TCP listener and client living in chosen namespaces, to see which source
 //!   address a peer really uses (masquerade, port forwarding).
+//! - [`vlan`]: bridge port VIDs (`bridge -j vlan show`), a bridge's `vlan_filtering`, and a probe
+//!   of the running kernel's VLAN support.
 //! - [`fixture`]: per-test worlds (fake host netns, temp dirs, unique names and subnets, an
 //!   "outside" netns wired to the host) and vbridge config builders.
 //!
@@ -29,6 +31,7 @@ pub mod probe;
 pub mod result;
 pub mod runtime;
 pub mod tmp;
+pub mod vlan;
 
 pub use exec::{exec, CniError, Output};
 pub use fixture::{Container, Outside, Subnet, TestNet};

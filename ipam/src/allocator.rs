@@ -109,7 +109,7 @@ fn validate_requested(cfg: &IpamConfig, ip: IpAddr) -> Result<usize, Error> {
         .iter()
         .position(|s| s.iter().any(|r| r.contains(ip)))
     else {
-        let all: Vec<String> = cfg.range_sets.iter().map(|s| label(s)).collect();
+        let all: Vec<String> = cfg.range_sets.iter().map(label).collect();
         return Err(Error::AddressOutOfRange(format!(
             "requested address {ip} is in no configured range ({}); request an address inside ipam.ranges",
             all.join("; ")

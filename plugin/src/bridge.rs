@@ -246,3 +246,117 @@ pub async fn delete_vlan_gateway(h: &Handle, bridge_name: &str, vid: u16) -> Res
         .await
         .map(|_| ())
 }
+
+/// The VLANs of bridge port `port`: (VID, is PVID, egress untagged).
+pub async fn port_vlans(h: &Handle, port: u32) -> Result<Vec<(u16, bool, bool)>> {
+    use futures_util::TryStreamExt;
+    use rtnetlink::packet_route::link::{AfSpecBridge, BridgeVlanInfoFlags as F, LinkExtentMask};
+    use rtnetlink::packet_route::AddressFamily;
+    let links: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .set_filter_mask(AddressFamily::Bridge, vec![LinkExtentMask::Brvlan])
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink("failed to list bridge port VLANs", e))?;
+    let mut out = Vec::new();
+    for l in links.iter().filter(|l| l.header.index == port) {
+        for a in &l.attributes {
+            if let LinkAttribute::AfSpecBridge(specs) = a {
+                for s in specs {
+                    if let AfSpecBridge::VlanInfo(v) = s {
+                        out.push((
+                            v.vid,
+                            v.flags.contains(F::Pvid),
+                            v.flags.contains(F::Untagged),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What CHECK expects of a port's VLANs; returns the first difference.
+pub fn vlan_mismatch(
+    have: &[(u16, bool, bool)],
+    vlan: Option<u16>,
+    trunk: &[u16],
+    preserve_default: bool,
+) -> Option<String> {
+    if vlan.is_none() && trunk.is_empty() {
+        return None;
+    }
+    if let Some(v) = vlan {
+        if !have.contains(&(v, true, true)) {
+            return Some(format!(
+                "VLAN {v} is not the untagged PVID of the port (has {have:?})"
+            ));
+        }
+    }
+    if let Some((p, _, _)) = have
+        .iter()
+        .find(|(vid, pvid, _)| *pvid && Some(*vid) != vlan)
+    {
+        return Some(format!("port PVID is {p}, expected {vlan:?}"));
+    }
+    for t in trunk {
+        if !have.iter().any(|(vid, _, untagged)| vid == t && !untagged) {
+            return Some(format!("trunk VLAN {t} is not a tagged member of the port"));
+        }
+    }
+    let one_wanted = preserve_default || vlan == Some(1) || trunk.contains(&1);
+    if !one_wanted && have.iter().any(|(vid, _, _)| *vid == 1) {
+        return Some("default VLAN 1 is still on the port (preserveDefaultVlan is false)".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod vlan_check_tests {
+    use super::vlan_mismatch;
+
+    #[test]
+    fn access_port() {
+        assert!(vlan_mismatch(&[(100, true, true)], Some(100), &[], false).is_none());
+        assert!(vlan_mismatch(
+            &[(300, true, true), (100, false, true)],
+            Some(100),
+            &[],
+            false
+        )
+        .is_some());
+        assert!(vlan_mismatch(
+            &[(100, true, true), (1, false, true)],
+            Some(100),
+            &[],
+            false
+        )
+        .is_some());
+        assert!(
+            vlan_mismatch(&[(100, true, true), (1, false, true)], Some(100), &[], true).is_none()
+        );
+    }
+
+    #[test]
+    fn trunk_port() {
+        assert!(vlan_mismatch(
+            &[(10, false, false), (20, false, false)],
+            None,
+            &[10, 20],
+            false
+        )
+        .is_none());
+        assert!(vlan_mismatch(&[(10, false, false)], None, &[10, 20], false).is_some());
+        assert!(vlan_mismatch(
+            &[(10, false, true), (20, false, false)],
+            None,
+            &[10, 20],
+            false
+        )
+        .is_some());
+        assert!(vlan_mismatch(&[], None, &[], false).is_none());
+    }
+}

@@ -120,7 +120,7 @@ mod tests {
         let f = std::env::temp_dir().join(format!("vbridge-not-a-netns-{}", std::process::id()));
         std::fs::write(&f, "x").expect("write");
         let e = Netns::open(f.to_str().expect("utf8")).err().expect("error");
-        let _ = std::fs::remove_file(&f);
+        std::fs::remove_file(&f).ok();
         assert_eq!(e.code(), conf::ErrorCode::NetnsNotFound);
     }
 

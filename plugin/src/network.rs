@@ -24,7 +24,9 @@ pub fn attach(
 ) -> Result<()> {
     st.register(att, rec)?;
     if let Err(e) = ensure_firewall(conf, st, subnets) {
-        let _ = st.unregister(att);
+        if let Err(u) = st.unregister(att) {
+            log::error!("rollback: {u}");
+        }
         return Err(e);
     }
     Ok(())

@@ -17,7 +17,6 @@
 //! Needs root. Everything it creates is named `vbt-<pid>-*` and removed on exit, on failure,
 //! on Ctrl-C (the run stops at the next op) and on a harness panic (swept by the panic hook).
 
-use std::fmt::Write as _;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -217,8 +216,9 @@ struct Run {
     first_add: Duration,
     seq_add: Vec<Duration>,
     seq_del: Vec<Duration>,
-    /// (ADD ops, DEL ops) of the all-at-once batch; empty when M = 0.
-    batch: (Vec<Op>, Vec<Op>),
+    /// The all-at-once batches (empty when M = 0).
+    batch_add: Vec<Op>,
+    batch_del: Vec<Op>,
     leftover_veths: usize,
 }
 
@@ -238,7 +238,7 @@ fn bench_plugin(p: &Plugin, n: usize, m: usize, extra: Option<(&str, Value)>) ->
         seq_add.push(add.took());
         seq_del.push(w.del(&c.att, &add.result)?.took());
     }
-    let batch = if m == 0 {
+    let (batch_add, batch_del) = if m == 0 {
         (Vec::new(), Vec::new())
     } else {
         let adds = all_at_once(&par, |c| w.add(&c.att))?;
@@ -251,13 +251,21 @@ fn bench_plugin(p: &Plugin, n: usize, m: usize, extra: Option<(&str, Value)>) ->
         first_add: first.took(),
         seq_add,
         seq_del,
-        batch,
+        batch_add,
+        batch_del,
         leftover_veths: w.leftover_veths(),
     })
 }
 
+/// Timings of one IPAM binary on a filled pool.
+struct IpamRun {
+    adds: Vec<Duration>,
+    dels: Vec<Duration>,
+    fill_time: Duration,
+}
+
 /// IPAM binaries alone: `fill` reservations held, then `n` timed ADD+DEL pairs.
-fn bench_ipam(p: &Plugin, fill: usize, n: usize) -> Res<(Vec<Duration>, Vec<Duration>, Duration)> {
+fn bench_ipam(p: &Plugin, fill: usize, n: usize) -> Res<IpamRun> {
     p.check()?;
     let w = World::new(p, None);
     let mut ipam = w.net.ipam(p.ipam);
@@ -277,7 +285,11 @@ fn bench_ipam(p: &Plugin, fill: usize, n: usize) -> Res<(Vec<Duration>, Vec<Dura
         adds.push(w.run(&p.ipam_bin, "ADD", &att, &conf)?.took());
         dels.push(w.run(&p.ipam_bin, "DEL", &att, &conf)?.took());
     }
-    Ok((adds, dels, fill_time))
+    Ok(IpamRun {
+        adds,
+        dels,
+        fill_time,
+    })
 }
 
 /// Writes host-local's own layout directly (what `fill` of its ADDs would leave, minus the
@@ -341,6 +353,11 @@ fn median(xs: &[Duration]) -> Duration {
     percentile(xs, 0.5)
 }
 
+fn p95(xs: &[Duration]) -> Duration {
+    percentile(xs, 0.95)
+}
+
+/// First spawn to last exit.
 fn batch_wall(ops: &[Op]) -> Duration {
     match (
         ops.iter().map(|o| o.start).min(),
@@ -351,8 +368,8 @@ fn batch_wall(ops: &[Op]) -> Duration {
     }
 }
 
-fn took(ops: &[Op]) -> Vec<Duration> {
-    ops.iter().map(Op::took).collect()
+fn op_median(ops: &[Op]) -> Duration {
+    median(&ops.iter().map(Op::took).collect::<Vec<_>>())
 }
 
 fn ms(d: Duration) -> String {
@@ -364,261 +381,158 @@ fn ms(d: Duration) -> String {
     }
 }
 
-/// One table row: label, the two cells, and the target (minimum ratio, or maximum when
-/// `at_most`).
-struct Row {
-    label: String,
-    a: Option<Duration>,
-    b: Option<Duration>,
-    target: Option<f64>,
-    at_most: bool,
+/// The ratio a row should reach (left column / right column).
+#[derive(Clone, Copy)]
+enum Target {
+    None,
+    AtLeast(f64),
+    AtMost(f64),
 }
 
-fn row(
-    label: impl Into<String>,
-    a: Option<Duration>,
-    b: Option<Duration>,
-    target: Option<f64>,
-) -> Row {
-    Row {
-        label: label.into(),
-        a,
-        b,
-        target,
-        at_most: false,
+impl Target {
+    fn show(self, ratio: Option<f64>) -> String {
+        let (text, met) = match self {
+            Target::None => return String::new(),
+            Target::AtLeast(t) => (format!("≥ {t}×"), ratio.map(|r| r >= t)),
+            Target::AtMost(t) => (format!("≤ {t}×"), ratio.map(|r| r <= t)),
+        };
+        match met {
+            Some(true) => format!("{text} met"),
+            Some(false) => format!("{text} MISSED"),
+            None => text,
+        }
     }
 }
 
-fn cell(d: Option<Duration>, failed: bool) -> String {
-    match d {
-        Some(d) => ms(d),
-        None if failed => "error".into(),
-        None => "–".into(),
-    }
-}
+/// One table row: its label, target, and how to read it from a run.
+type Metric<'a, R> = (String, Target, &'a dyn Fn(&R) -> Duration);
 
-/// Prints a markdown table of `rows`; the ratio column is a/b.
-fn table(heads: [&str; 3], rows: &[Row], a_failed: bool, b_failed: bool) {
-    let mut s = format!(
-        "| {} | {} | {} | ratio | target |\n|---|---:|---:|---:|---|\n",
+/// A side of a table: not run (ONLY=...), failed, or measured.
+type Side<R> = Option<Res<R>>;
+
+/// Prints a markdown table comparing two sides, then each side's error verbatim.
+fn table<R>(heads: [&str; 3], left: &Side<R>, right: &Side<R>, metrics: &[Metric<'_, R>]) {
+    let cell = |side: &Side<R>, read: &dyn Fn(&R) -> Duration| match side {
+        None => (None, "–".to_string()),
+        Some(Err(_)) => (None, "error".to_string()),
+        Some(Ok(run)) => (Some(read(run)), ms(read(run))),
+    };
+    println!(
+        "| {} | {} | {} | ratio | target |\n|---|---:|---:|---:|---|",
         heads[0], heads[1], heads[2]
     );
-    for r in rows {
-        let ratio = match (r.a, r.b) {
+    for (label, target, read) in metrics {
+        let ((a, a_text), (b, b_text)) = (cell(left, read), cell(right, read));
+        let ratio = match (a, b) {
             (Some(a), Some(b)) if !b.is_zero() => Some(a.as_secs_f64() / b.as_secs_f64()),
             _ => None,
         };
-        let target = match (r.target, ratio) {
-            (None, _) => String::new(),
-            (Some(t), Some(x)) => {
-                let met = if r.at_most { x <= t } else { x >= t };
-                format!(
-                    "{}{t}× {}",
-                    if r.at_most { "≤ " } else { "≥ " },
-                    if met { "met" } else { "MISSED" }
-                )
-            }
-            (Some(t), None) => format!("{}{t}×", if r.at_most { "≤ " } else { "≥ " }),
-        };
-        let ratio = ratio.map_or("–".to_string(), |x| format!("{x:.1}×"));
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {ratio} | {target} |",
-            r.label,
-            cell(r.a, a_failed),
-            cell(r.b, b_failed)
-        );
+        let ratio_text = ratio.map_or("–".to_string(), |x| format!("{x:.1}×"));
+        let target = target.show(ratio);
+        println!("| {label} | {a_text} | {b_text} | {ratio_text} | {target} |");
     }
-    println!("{s}");
-}
-
-fn report_errors(errors: &[&String]) {
-    for e in errors {
-        println!("**error:**\n```\n{}\n```\n", e.trim_end());
-    }
-}
-
-fn plugin_section(reference: &Option<Res<Run>>, vbridge: &Option<Res<Run>>, n: usize, m: usize) {
-    let get = |r: &Option<Res<Run>>, f: &dyn Fn(&Run) -> Duration| r.as_ref()?.as_ref().ok().map(f);
-    let rows = vec![
-        row(
-            format!("ADD median (N={n})"),
-            get(reference, &|r| median(&r.seq_add)),
-            get(vbridge, &|r| median(&r.seq_add)),
-            Some(10.0),
-        ),
-        row(
-            "ADD p95",
-            get(reference, &|r| percentile(&r.seq_add, 0.95)),
-            get(vbridge, &|r| percentile(&r.seq_add, 0.95)),
-            None,
-        ),
-        row(
-            format!("DEL median (N={n})"),
-            get(reference, &|r| median(&r.seq_del)),
-            get(vbridge, &|r| median(&r.seq_del)),
-            Some(15.0),
-        ),
-        row(
-            "DEL p95",
-            get(reference, &|r| percentile(&r.seq_del, 0.95)),
-            get(vbridge, &|r| percentile(&r.seq_del, 0.95)),
-            None,
-        ),
-        row(
-            format!("{m} ADDs at once: batch wall"),
-            get(reference, &|r| batch_wall(&r.batch.0)),
-            get(vbridge, &|r| batch_wall(&r.batch.0)),
-            Some(10.0),
-        ),
-        row(
-            format!("{m} ADDs at once: per-op median"),
-            get(reference, &|r| median(&took(&r.batch.0))),
-            get(vbridge, &|r| median(&took(&r.batch.0))),
-            None,
-        ),
-        row(
-            format!("{m} DELs at once: batch wall"),
-            get(reference, &|r| batch_wall(&r.batch.1)),
-            get(vbridge, &|r| batch_wall(&r.batch.1)),
-            None,
-        ),
-        row(
-            format!("{m} DELs at once: per-op median"),
-            get(reference, &|r| median(&took(&r.batch.1))),
-            get(vbridge, &|r| median(&took(&r.batch.1))),
-            None,
-        ),
-        row(
-            "first ADD (creates bridge + firewall)",
-            get(reference, &|r| r.first_add),
-            get(vbridge, &|r| r.first_add),
-            None,
-        ),
-    ];
-    println!("## Plugin ADD/DEL: bridge + host-local (reference) vs vbridge\n");
-    let failed = |r: &Option<Res<Run>>| matches!(r, Some(Err(_)));
-    table(
-        ["op", "reference", "vbridge"],
-        &rows,
-        failed(reference),
-        failed(vbridge),
-    );
-    for (label, r) in [("reference", reference), ("vbridge", vbridge)] {
-        if let Some(Ok(run)) = r {
-            if run.leftover_veths > 0 {
-                println!(
-                    "**odd:** {label} left {} veth(s) in its host netns after the DELs\n",
-                    run.leftover_veths
-                );
-            }
+    println!();
+    for (head, side) in [(heads[1], left), (heads[2], right)] {
+        if let Some(Err(e)) = side {
+            println!("**{head} error:**\n```\n{}\n```\n", e.trim_end());
         }
     }
-    report_errors(
-        &[reference, vbridge]
-            .iter()
-            .filter_map(|r| r.as_ref()?.as_ref().err())
-            .collect::<Vec<_>>(),
-    );
 }
 
-type IpamRun = Res<(Vec<Duration>, Vec<Duration>, Duration)>;
-
-fn ipam_section(reference: &Option<IpamRun>, vbridge: &Option<IpamRun>, fill: usize, n: usize) {
-    let get = |r: &Option<IpamRun>,
-               f: &dyn Fn(&(Vec<Duration>, Vec<Duration>, Duration)) -> Duration| {
-        r.as_ref()?.as_ref().ok().map(f)
-    };
-    let rows = vec![
-        row(
-            format!("ADD median (N={n})"),
-            get(reference, &|r| median(&r.0)),
-            get(vbridge, &|r| median(&r.0)),
-            Some(20.0),
+fn plugin_section(reference: &Side<Run>, vbridge: &Side<Run>, n: usize, m: usize) {
+    println!("## Plugin ADD/DEL: bridge + host-local (reference) vs vbridge\n");
+    let metrics: [Metric<Run>; 9] = [
+        (format!("ADD median (N={n})"), Target::AtLeast(10.0), &|r| {
+            median(&r.seq_add)
+        }),
+        ("ADD p95".into(), Target::None, &|r| p95(&r.seq_add)),
+        (format!("DEL median (N={n})"), Target::AtLeast(15.0), &|r| {
+            median(&r.seq_del)
+        }),
+        ("DEL p95".into(), Target::None, &|r| p95(&r.seq_del)),
+        (
+            format!("{m} ADDs at once: batch wall"),
+            Target::AtLeast(10.0),
+            &|r| batch_wall(&r.batch_add),
         ),
-        row(
-            "ADD p95",
-            get(reference, &|r| percentile(&r.0, 0.95)),
-            get(vbridge, &|r| percentile(&r.0, 0.95)),
-            None,
+        (
+            format!("{m} ADDs at once: per-op median"),
+            Target::None,
+            &|r| op_median(&r.batch_add),
         ),
-        row(
-            format!("DEL median (N={n})"),
-            get(reference, &|r| median(&r.1)),
-            get(vbridge, &|r| median(&r.1)),
-            Some(20.0),
+        (
+            format!("{m} DELs at once: batch wall"),
+            Target::None,
+            &|r| batch_wall(&r.batch_del),
         ),
-        row(
-            "DEL p95",
-            get(reference, &|r| percentile(&r.1, 0.95)),
-            get(vbridge, &|r| percentile(&r.1, 0.95)),
-            None,
+        (
+            format!("{m} DELs at once: per-op median"),
+            Target::None,
+            &|r| op_median(&r.batch_del),
         ),
-        row(
-            format!("pre-fill of {fill} (not compared)"),
-            get(reference, &|r| r.2),
-            get(vbridge, &|r| r.2),
-            None,
+        (
+            "first ADD (creates bridge + firewall)".into(),
+            Target::None,
+            &|r| r.first_add,
         ),
     ];
+    table(["op", "reference", "vbridge"], reference, vbridge, &metrics);
+    for (label, side) in [("reference", reference), ("vbridge", vbridge)] {
+        if let Some(Ok(run)) = side
+            .as_ref()
+            .filter(|s| matches!(s, Ok(r) if r.leftover_veths > 0))
+        {
+            println!(
+                "**odd:** {label} left {} veth(s) in its host netns after all DELs\n",
+                run.leftover_veths
+            );
+        }
+    }
+}
+
+fn ipam_section(reference: &Side<IpamRun>, vbridge: &Side<IpamRun>, fill: usize, n: usize) {
     println!("## IPAM at fill: {fill} reservations held in {FILL_SUBNET}\n");
-    let failed = |r: &Option<IpamRun>| matches!(r, Some(Err(_)));
+    let metrics: [Metric<IpamRun>; 5] = [
+        (format!("ADD median (N={n})"), Target::AtLeast(20.0), &|r| {
+            median(&r.adds)
+        }),
+        ("ADD p95".into(), Target::None, &|r| p95(&r.adds)),
+        (format!("DEL median (N={n})"), Target::AtLeast(20.0), &|r| {
+            median(&r.dels)
+        }),
+        ("DEL p95".into(), Target::None, &|r| p95(&r.dels)),
+        (
+            format!("pre-fill of {fill} (not compared)"),
+            Target::None,
+            &|r| r.fill_time,
+        ),
+    ];
     table(
         ["op", "host-local", "vbridge-ipam"],
-        &rows,
-        failed(reference),
-        failed(vbridge),
+        reference,
+        vbridge,
+        &metrics,
     );
     println!(
-        "Pre-fill: host-local's files are written directly in its own format (one `<ip>` file holding \
-         `<id>\\r\\n<ifname>` per address, `last_reserved_ip.0` at the last one), exactly what {fill} of its \
-         ADDs leave; vbridge-ipam is filled by {fill} ADD calls of its binary (4 callers at a time). The timed \
-         ADD/DEL pairs then run the same way for both.\n"
-    );
-    report_errors(
-        &[reference, vbridge]
-            .iter()
-            .filter_map(|r| r.as_ref()?.as_ref().err())
-            .collect::<Vec<_>>(),
+        "Pre-fill: host-local's files are written directly in its own format (one `<ip>` file \
+         holding `<id>\\r\\n<ifname>` per address, `last_reserved_ip.0` = the last one): the state \
+         {fill} of its own ADDs leave. vbridge-ipam is filled by {fill} ADD calls of its binary \
+         (4 callers at a time). Then both run the same {n} timed ADD+DEL pairs.\n"
     );
 }
 
-fn vlan_section(plain: &Res<Run>, vlan: &Res<Run>, n: usize) {
-    let get = |r: &Res<Run>, f: &dyn Fn(&Run) -> Duration| r.as_ref().ok().map(f);
-    let mut rows = vec![
-        row(
-            format!("ADD median (N={n})"),
-            get(vlan, &|r| median(&r.seq_add)),
-            get(plain, &|r| median(&r.seq_add)),
-            Some(1.5),
-        ),
-        row(
-            format!("DEL median (N={n})"),
-            get(vlan, &|r| median(&r.seq_del)),
-            get(plain, &|r| median(&r.seq_del)),
-            None,
-        ),
-        row(
-            "first ADD",
-            get(vlan, &|r| r.first_add),
-            get(plain, &|r| r.first_add),
-            None,
-        ),
-    ];
-    rows[0].at_most = true;
+fn vlan_section(with_vlan: &Side<Run>, plain: &Side<Run>, n: usize) {
     println!("## vbridge on a VLAN network (`\"vlan\": 100`) vs without\n");
-    table(
-        ["op", "vlan 100", "no vlan"],
-        &rows,
-        vlan.is_err(),
-        plain.is_err(),
-    );
-    report_errors(
-        &[plain, vlan]
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .collect::<Vec<_>>(),
-    );
+    let metrics: [Metric<Run>; 3] = [
+        (format!("ADD median (N={n})"), Target::AtMost(1.5), &|r| {
+            median(&r.seq_add)
+        }),
+        (format!("DEL median (N={n})"), Target::None, &|r| {
+            median(&r.seq_del)
+        }),
+        ("first ADD".into(), Target::None, &|r| r.first_add),
+    ];
+    table(["op", "vlan 100", "no vlan"], with_vlan, plain, &metrics);
 }
 
 // ---- cleanup ----
@@ -748,10 +662,8 @@ fn bench() -> Res<()> {
     let (ref_ipam, vb_ipam) = (ipam_run(&reference, want_ref), ipam_run(&vbridge, want_vb));
     let vlan_runs = vlan.then(|| {
         progress(&format!("vbridge: {n} ADD+DEL with and without vlan 100"));
-        (
-            bench_plugin(&vbridge, n, 0, None),
-            bench_plugin(&vbridge, n, 0, Some(("vlan", json!(100)))),
-        )
+        let with_vlan = bench_plugin(&vbridge, n, 0, Some(("vlan", json!(100))));
+        (Some(with_vlan), Some(bench_plugin(&vbridge, n, 0, None)))
     });
 
     if INTERRUPTED.load(Ordering::Relaxed) {
@@ -766,8 +678,8 @@ fn bench() -> Res<()> {
     );
     plugin_section(&ref_run, &vb_run, n, m);
     ipam_section(&ref_ipam, &vb_ipam, fill, n);
-    if let Some((plain, with_vlan)) = &vlan_runs {
-        vlan_section(plain, with_vlan, n);
+    if let Some((with_vlan, plain)) = &vlan_runs {
+        vlan_section(with_vlan, plain, n);
     }
     Ok(())
 }

@@ -109,7 +109,7 @@ mod tests {
             ip("10.0.0.9"),
             Record::new(Attachment::new("z", "eth0"), Some("b")),
         );
-        let released = collect(&mut st, &[a.clone()]).expect("gc");
+        let released = collect(&mut st, std::slice::from_ref(&a)).expect("gc");
         assert_eq!(
             released,
             vec![c.clone(), b.clone(), Attachment::new("z", "eth0")]

@@ -103,7 +103,10 @@ impl Add<'_> {
             .await;
         if res.is_err() && st.is_empty().unwrap_or(false) {
             if let Some(v) = vlan.filter(|_| self.conf.gateway_mode()) {
-                let _ = bridge::delete_vlan_gateway(host, self.conf.bridge_name(), v).await;
+                if let Err(e) = bridge::delete_vlan_gateway(host, self.conf.bridge_name(), v).await
+                {
+                    log::error!("rollback: {e}");
+                }
             }
         }
         let ipres = res?;
