@@ -24,6 +24,8 @@ CONFIG (\"ipam\" section; the keys of host-local)
   inner list; two lists = dual stack), \"routes\", \"dataDir\" (default /var/lib/cni/networks),
   \"resolvConf\", and \"exclude\": [\"10.88.0.10\", \"10.88.1.0/24\"] (never handed out).
   Requested addresses: runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=.
+  Switching a network from host-local: its reservations (same dataDir and network name)
+  are imported once, when vbridge-ipam first uses the directory.
 
 LS
   Shows, per network: address, container id, interface, reservation time (UTC) and

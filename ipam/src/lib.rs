@@ -9,7 +9,9 @@
 //! - O(1) work per ADD/DEL (host-local reads every record on each call);
 //! - records carry the boot id, so a full pool can reuse reservations that died with a
 //!   previous boot (see `allocator`);
-//! - GC and STATUS are implemented; corrupt files are reported, never overwritten.
+//! - GC and STATUS are implemented; corrupt files are reported, never overwritten;
+//! - host-local's own reservations in the same directory are imported once, so the
+//!   plugin type can be switched under running containers.
 //!
 //! Layout: `allocator` (policy) and `walk` (round-robin order) work against the `Store`
 //! trait; `store` has the file and in-memory implementations; `ops` holds the verbs;

@@ -10,6 +10,8 @@
 //!                                {"containerID","ifname","since","boot"}
 //!   attachments/<id>:<ifname>    JSON list of the attachment's addresses (lookup by attachment)
 //!   tmp/                         temp files of in-flight writes; emptied by every lock holder
+//!   <ip>, last_reserved_ip.<set>  host-local's files, if the network used it before: imported
+//!                                once when the store is created (see `import`), then ignored
 //! ```
 //!
 //! Invariants:
@@ -300,6 +302,7 @@ impl LockedStore {
         let path = self.fs.dir.join(META);
         match fsio::read_opt(&path).map_err(|e| Error::io("read", &path, e))? {
             None => {
+                self.import_host_local()?;
                 let bytes = encode(&Meta { format: FORMAT })?;
                 self.write(&path, &bytes, true)?;
                 self.sync(&self.fs.dir)
@@ -550,5 +553,6 @@ impl Store for LockedStore {
     }
 }
 
+mod import;
 #[cfg(test)]
 mod tests;

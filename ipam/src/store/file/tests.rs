@@ -464,3 +464,40 @@ fn status_reports_exhaustion_as_50() {
     assert_eq!(e.code(), ErrorCode::NotAvailable);
     assert!(e.to_string().contains("no free address"), "{e}");
 }
+
+#[test]
+fn host_local_reservations_are_imported_once() {
+    let d = TempDir::new("import");
+    let dir = d.path().join("net1");
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::write(dir.join("10.0.0.2"), "ctr-a\r\neth0").expect("host-local record");
+    fs::write(dir.join("10.0.0.3"), "ctr-b").expect("legacy host-local record");
+    fs::write(dir.join("last_reserved_ip.0"), "10.0.0.3").expect("host-local cursor");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    let r = crate::add(&c, &att("new")).expect("add");
+    assert_eq!(
+        r.ips[0].address.ip(),
+        ip("10.0.0.4"),
+        "imported addresses are taken"
+    );
+    let st = open(&d, "b");
+    assert_eq!(
+        st.addresses(&att("ctr-a")).expect("a"),
+        vec![ip("10.0.0.2")]
+    );
+    assert_eq!(
+        st.addresses(&att("ctr-b")).expect("b"),
+        vec![ip("10.0.0.3")]
+    );
+    assert_eq!(
+        st.record(ip("10.0.0.2")).expect("rec").map(|r| r.boot),
+        Some(String::new())
+    );
+    drop(st);
+    crate::del(&c, &att("ctr-a")).expect("del");
+    let st = open(&d, "b");
+    assert!(
+        !st.is_taken(ip("10.0.0.2")).expect("stat"),
+        "not re-imported after the store exists"
+    );
+}
