@@ -71,3 +71,27 @@ fn masquerade_table_lives_until_last_attachment() {
         "table survived the last DEL"
     );
 }
+
+/// The firewall is programmed once per network: a later ADD trusts the recorded state
+/// and runs no `nft` (which costs milliseconds), and CHECK is what notices drift. If ADD
+/// ever re-ran nft, the deleted table would reappear here.
+#[test]
+fn steady_state_add_runs_no_nft_and_check_catches_drift() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let (a, b) = (Container::new(), Container::new());
+    rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
+    let (family, table) = masq_table(&net);
+    ip::must_run_in(&net.host, &["nft", "delete", "table", &family, &table]);
+    rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
+    assert!(
+        !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "the second ADD ran nft"
+    );
+    let err = rt
+        .check(&a.att)
+        .expect_err("CHECK must notice the missing table");
+    assert_eq!(err.code(), 111, "{err}");
+    rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
+    rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
+}
