@@ -14,6 +14,8 @@
 //!   address a peer really uses (masquerade, port forwarding).
 //! - [`vlan`]: bridge port VIDs (`bridge -j vlan show`), a bridge's `vlan_filtering`, and a probe
 //!   of the running kernel's VLAN support.
+//! - [`podman`]: a private Podman 4 (CNI backend, own config, plugin dir and store) driven
+//!   inside a world's fake host netns; [`ipam_ls`]: reservations via `vbridge-ipam ls --json`.
 //! - [`fixture`]: per-test worlds (fake host netns, temp dirs, unique names and subnets, an
 //!   "outside" netns wired to the host) and vbridge config builders.
 //!
@@ -25,8 +27,10 @@
 pub mod exec;
 pub mod fixture;
 pub mod ip;
+pub mod ipam_ls;
 pub mod netns;
 pub mod paths;
+pub mod podman;
 pub mod probe;
 pub mod result;
 pub mod runtime;

@@ -1,14 +1,48 @@
-//! `vbridge`: the CNI protocol on stdin/env, or help for a person at a terminal.
+//! `vbridge`: the CNI protocol on stdin/env, `vbridge install` for node setup, or help for a
+//! person at a terminal.
+
+use plugin::install::{self, Invocation};
 
 fn main() {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
         Some("--version" | "-V" | "version") => println!("vbridge {}", env!("CARGO_PKG_VERSION")),
-        Some("--help" | "-h" | "help") => print!("{}", plugin::HELP),
+        Some("--help" | "-h" | "help") => print!(
+            "{}\nNODE SETUP\n  vbridge install ...  copy the binaries and write a conflist (vbridge install --help)\n",
+            plugin::HELP
+        ),
+        Some("install") => std::process::exit(run_install(&args[1..])),
         Some(other) => {
             eprintln!("vbridge: unknown argument {other:?}; run `vbridge --help`");
             std::process::exit(2);
         }
         None => std::process::exit(conf::skel::run(&plugin::verbs::VBridge, "vbridge")),
+    }
+}
+
+/// `vbridge install ...`: 0 done, 1 failed, 2 bad usage.
+fn run_install(args: &[String]) -> i32 {
+    let opts = match install::parse_args(args, std::env::var("POD_CIDR").ok()) {
+        Ok(Invocation::Help) => {
+            print!("{}", install::USAGE);
+            return 0;
+        }
+        Ok(Invocation::Install(opts)) => opts,
+        Err(msg) => {
+            eprintln!("vbridge install: {msg}\nrun `vbridge install --help`");
+            return 2;
+        }
+    };
+    match install::install(&opts) {
+        Ok(actions) => {
+            for a in actions {
+                println!("vbridge install: {a}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("vbridge install: {e}");
+            1
+        }
     }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use integration::runtime::cni_env;
 use integration::tmp::unique_name;
-use integration::{exec, ip, paths, Attachment, Container, Output, TestNet};
+use integration::{exec, ip, paths, Attachment, Container, TestNet};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use serde_json::{json, Value};
 
@@ -162,16 +162,21 @@ impl<'p> World<'p> {
         let out = exec(self.net.host.path(), bin, &env, stdin.as_bytes());
         let end = Instant::now();
         if !out.success() {
-            return Err(failure(
-                self.plugin.label,
-                bin,
-                verb,
-                &att.container_id,
-                &out,
+            let (label, id) = (self.plugin.label, &att.container_id);
+            return Err(format!(
+                "{label}: {} {verb} (container {id}) failed: {out}",
+                bin.display()
             ));
         }
         let result = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
         Ok(Op { start, end, result })
+    }
+
+    /// What an IPAM plugin gets from a main plugin, with the big subnet of the fill test.
+    fn ipam_conf(&self) -> Value {
+        let mut ipam = self.net.ipam(self.plugin.ipam);
+        ipam["subnet"] = json!(FILL_SUBNET);
+        json!({"cniVersion": "1.0.0", "name": self.net.name, "type": self.plugin.kind, "ipam": ipam})
     }
 
     /// veth links still in the host netns (there should be none after the DELs).
@@ -181,13 +186,6 @@ impl<'p> World<'p> {
             .filter(|l| l.kind() == Some("veth"))
             .count()
     }
-}
-
-fn failure(label: &str, bin: &std::path::Path, verb: &str, id: &str, out: &Output) -> String {
-    format!(
-        "{label}: {} {verb} (container {id}) failed: {out}",
-        bin.display()
-    )
 }
 
 /// Runs `f` on every item from its own thread, all released at once; results in item order.
@@ -212,6 +210,7 @@ fn all_at_once<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Res<R> + Sync) -
 }
 
 /// Timings of one plugin on one network.
+#[derive(Default)]
 struct Run {
     first_add: Duration,
     seq_add: Vec<Duration>,
@@ -222,74 +221,132 @@ struct Run {
     leftover_veths: usize,
 }
 
-fn bench_plugin(p: &Plugin, n: usize, m: usize, extra: Option<(&str, Value)>) -> Res<Run> {
-    p.check()?;
-    let w = World::new(p, extra);
-    // Every container netns exists before the first timed op.
-    let warm = Container::new();
-    let seq: Vec<Container> = (0..n).map(|_| Container::new()).collect();
-    let par: Vec<Container> = (0..m).map(|_| Container::new()).collect();
-
-    let first = w.add(&warm.att)?;
-    w.del(&warm.att, &first.result)?;
-    let (mut seq_add, mut seq_del) = (Vec::new(), Vec::new());
-    for c in &seq {
-        let add = w.add(&c.att)?;
-        seq_add.push(add.took());
-        seq_del.push(w.del(&c.att, &add.result)?.took());
-    }
-    let (batch_add, batch_del) = if m == 0 {
-        (Vec::new(), Vec::new())
-    } else {
-        let adds = all_at_once(&par, |c| w.add(&c.att))?;
-        let pairs: Vec<(&Container, &Value)> =
-            par.iter().zip(adds.iter().map(|o| &o.result)).collect();
-        let dels = all_at_once(&pairs, |(c, prev)| w.del(&c.att, prev))?;
-        (adds, dels)
-    };
-    Ok(Run {
-        first_add: first.took(),
-        seq_add,
-        seq_del,
-        batch_add,
-        batch_del,
-        leftover_veths: w.leftover_veths(),
-    })
-}
-
 /// Timings of one IPAM binary on a filled pool.
+#[derive(Default)]
 struct IpamRun {
     adds: Vec<Duration>,
     dels: Vec<Duration>,
     fill_time: Duration,
 }
 
-/// IPAM binaries alone: `fill` reservations held, then `n` timed ADD+DEL pairs.
-fn bench_ipam(p: &Plugin, fill: usize, n: usize) -> Res<IpamRun> {
-    p.check()?;
-    let w = World::new(p, None);
-    let mut ipam = w.net.ipam(p.ipam);
-    ipam["subnet"] = json!(FILL_SUBNET);
-    let conf = json!({"cniVersion": "1.0.0", "name": w.net.name, "type": p.kind, "ipam": ipam});
-    let host = &w.net.host;
-    let started = Instant::now();
-    if p.ipam == "host-local" {
-        host_local_prefill(&w.net.ipam_dir(), &w.net.name, fill)?;
-    } else {
-        binary_prefill(&w, &conf, fill)?;
+/// One side of a comparison: its network, its containers, what it measured so far, and its
+/// first failure, which stops this side only.
+struct Side<'p, R> {
+    w: World<'p>,
+    /// Sequential attachments; [0] is the warm-up.
+    seq: Vec<Container>,
+    par: Vec<Container>,
+    run: R,
+    err: Option<String>,
+}
+
+impl<'p, R: Default> Side<'p, R> {
+    /// Every container netns is created here, before the first timed op.
+    fn new(p: &'p Plugin, extra: Option<(&str, Value)>, seq: usize, par: usize) -> Self {
+        let err = p.check().err();
+        let containers = |k: usize| match err {
+            Some(_) => Vec::new(),
+            None => (0..k).map(|_| Container::new()).collect(),
+        };
+        let (seq, par) = (containers(seq), containers(par));
+        Side {
+            w: World::new(p, extra),
+            seq,
+            par,
+            run: R::default(),
+            err,
+        }
     }
-    let fill_time = started.elapsed();
-    let (mut adds, mut dels) = (Vec::new(), Vec::new());
+
+    /// Runs `f` unless this side already failed.
+    fn step(&mut self, f: impl FnOnce(&mut Self) -> Res<()>) {
+        if self.err.is_none() {
+            if let Err(e) = f(self) {
+                self.err = Some(e);
+            }
+        }
+    }
+
+    fn finish(self) -> Res<R> {
+        match self.err {
+            Some(e) => Err(e),
+            None => Ok(self.run),
+        }
+    }
+}
+
+/// Benchmarks the plugins side by side, interleaved op by op so that machine noise hits
+/// them alike: first ADD, `n` sequential ADD+DEL, then `m` ADDs and `m` DELs at once.
+fn bench_plugins(
+    plugins: &[(&Plugin, Option<(&str, Value)>)],
+    n: usize,
+    m: usize,
+) -> Vec<Res<Run>> {
+    let mut sides: Vec<Side<Run>> = plugins
+        .iter()
+        .map(|(p, extra)| Side::new(p, extra.clone(), n + 1, m))
+        .collect();
+    for i in 0..=n {
+        for s in &mut sides {
+            s.step(|s| {
+                let att = &s.seq[i].att;
+                let add = s.w.add(att)?;
+                let del = s.w.del(att, &add.result)?;
+                match i {
+                    0 => s.run.first_add = add.took(),
+                    _ => {
+                        s.run.seq_add.push(add.took());
+                        s.run.seq_del.push(del.took());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+    for s in sides.iter_mut().filter(|_| m > 0) {
+        s.step(|s| {
+            s.run.batch_add = all_at_once(&s.par, |c| s.w.add(&c.att))?;
+            let pairs: Vec<_> = s.par.iter().zip(&s.run.batch_add).collect();
+            s.run.batch_del = all_at_once(&pairs, |(c, add)| s.w.del(&c.att, &add.result))?;
+            Ok(())
+        });
+    }
+    for s in &mut sides {
+        s.step(|s| {
+            s.run.leftover_veths = s.w.leftover_veths();
+            Ok(())
+        });
+    }
+    sides.into_iter().map(Side::finish).collect()
+}
+
+/// The IPAM binaries alone, side by side: `fill` reservations held, then `n` timed ADD+DEL
+/// pairs, interleaved.
+fn bench_ipam(plugins: &[&Plugin], fill: usize, n: usize) -> Vec<Res<IpamRun>> {
+    let mut sides: Vec<Side<IpamRun>> = plugins.iter().map(|p| Side::new(p, None, 0, 0)).collect();
+    for s in &mut sides {
+        s.step(|s| {
+            let started = Instant::now();
+            match s.w.plugin.ipam {
+                "host-local" => host_local_prefill(&s.w.net.ipam_dir(), &s.w.net.name, fill)?,
+                _ => binary_prefill(&s.w, fill)?,
+            }
+            s.run.fill_time = started.elapsed();
+            Ok(())
+        });
+    }
     for _ in 0..n {
-        let att = Attachment::new(&unique_name("ctr"), host);
-        adds.push(w.run(&p.ipam_bin, "ADD", &att, &conf)?.took());
-        dels.push(w.run(&p.ipam_bin, "DEL", &att, &conf)?.took());
+        for s in &mut sides {
+            s.step(|s| {
+                let att = Attachment::new(&unique_name("ctr"), &s.w.net.host);
+                let (bin, conf) = (&s.w.plugin.ipam_bin, s.w.ipam_conf());
+                s.run.adds.push(s.w.run(bin, "ADD", &att, &conf)?.took());
+                s.run.dels.push(s.w.run(bin, "DEL", &att, &conf)?.took());
+                Ok(())
+            });
+        }
     }
-    Ok(IpamRun {
-        adds,
-        dels,
-        fill_time,
-    })
+    sides.into_iter().map(Side::finish).collect()
 }
 
 /// Writes host-local's own layout directly (what `fill` of its ADDs would leave, minus the
@@ -312,12 +369,13 @@ fn host_local_prefill(data_dir: &str, network: &str, fill: usize) -> Res<()> {
 
 /// Fills through the IPAM binary itself (its store format is its own business), four
 /// callers at a time.
-fn binary_prefill(w: &World, conf: &Value, fill: usize) -> Res<()> {
+fn binary_prefill(w: &World, fill: usize) -> Res<()> {
+    let conf = w.ipam_conf();
     let chunks: Vec<Vec<usize>> = (0..4).map(|k| (k..fill).step_by(4).collect()).collect();
     all_at_once(&chunks, |ids| {
         for i in ids {
             let att = Attachment::new(&format!("fill{i}"), &w.net.host);
-            w.run(&w.plugin.ipam_bin, "ADD", &att, conf)?;
+            w.run(&w.plugin.ipam_bin, "ADD", &att, &conf)?;
         }
         Ok(())
     })?;
@@ -407,12 +465,12 @@ impl Target {
 /// One table row: its label, target, and how to read it from a run.
 type Metric<'a, R> = (String, Target, &'a dyn Fn(&R) -> Duration);
 
-/// A side of a table: not run (ONLY=...), failed, or measured.
-type Side<R> = Option<Res<R>>;
+/// What a table column shows: not run (ONLY=...), failed, or measured.
+type Outcome<R> = Option<Res<R>>;
 
 /// Prints a markdown table comparing two sides, then each side's error verbatim.
-fn table<R>(heads: [&str; 3], left: &Side<R>, right: &Side<R>, metrics: &[Metric<'_, R>]) {
-    let cell = |side: &Side<R>, read: &dyn Fn(&R) -> Duration| match side {
+fn table<R>(heads: [&str; 3], left: &Outcome<R>, right: &Outcome<R>, metrics: &[Metric<'_, R>]) {
+    let cell = |side: &Outcome<R>, read: &dyn Fn(&R) -> Duration| match side {
         None => (None, "–".to_string()),
         Some(Err(_)) => (None, "error".to_string()),
         Some(Ok(run)) => (Some(read(run)), ms(read(run))),
@@ -439,7 +497,7 @@ fn table<R>(heads: [&str; 3], left: &Side<R>, right: &Side<R>, metrics: &[Metric
     }
 }
 
-fn plugin_section(reference: &Side<Run>, vbridge: &Side<Run>, n: usize, m: usize) {
+fn plugin_section(reference: &Outcome<Run>, vbridge: &Outcome<Run>, n: usize, m: usize) {
     println!("## Plugin ADD/DEL: bridge + host-local (reference) vs vbridge\n");
     let metrics: [Metric<Run>; 9] = [
         (format!("ADD median (N={n})"), Target::AtLeast(10.0), &|r| {
@@ -490,9 +548,9 @@ fn plugin_section(reference: &Side<Run>, vbridge: &Side<Run>, n: usize, m: usize
     }
 }
 
-fn ipam_section(reference: &Side<IpamRun>, vbridge: &Side<IpamRun>, fill: usize, n: usize) {
+fn ipam_section(reference: &Outcome<IpamRun>, vbridge: &Outcome<IpamRun>, fill: usize, n: usize) {
     println!("## IPAM at fill: {fill} reservations held in {FILL_SUBNET}\n");
-    let metrics: [Metric<IpamRun>; 5] = [
+    let metrics: [Metric<IpamRun>; 4] = [
         (format!("ADD median (N={n})"), Target::AtLeast(20.0), &|r| {
             median(&r.adds)
         }),
@@ -501,11 +559,6 @@ fn ipam_section(reference: &Side<IpamRun>, vbridge: &Side<IpamRun>, fill: usize,
             median(&r.dels)
         }),
         ("DEL p95".into(), Target::None, &|r| p95(&r.dels)),
-        (
-            format!("pre-fill of {fill} (not compared)"),
-            Target::None,
-            &|r| r.fill_time,
-        ),
     ];
     table(
         ["op", "host-local", "vbridge-ipam"],
@@ -513,15 +566,22 @@ fn ipam_section(reference: &Side<IpamRun>, vbridge: &Side<IpamRun>, fill: usize,
         vbridge,
         &metrics,
     );
+    let fill_time = |o: &Outcome<IpamRun>| match o {
+        Some(Ok(r)) => ms(r.fill_time),
+        _ => "–".into(),
+    };
     println!(
-        "Pre-fill: host-local's files are written directly in its own format (one `<ip>` file \
-         holding `<id>\\r\\n<ifname>` per address, `last_reserved_ip.0` = the last one): the state \
-         {fill} of its own ADDs leave. vbridge-ipam is filled by {fill} ADD calls of its binary \
-         (4 callers at a time). Then both run the same {n} timed ADD+DEL pairs.\n"
+        "Pre-fill (not timed above): host-local's files are written directly in its own format \
+         (one `<ip>` file holding `<id>\\r\\n<ifname>` per address, `last_reserved_ip.0` = the \
+         last one), the state {fill} of its own ADDs leave ({}); vbridge-ipam is filled by {fill} \
+         ADD calls of its binary, 4 callers at a time ({}). Then both run the same {n} timed \
+         ADD+DEL pairs, interleaved.\n",
+        fill_time(reference),
+        fill_time(vbridge)
     );
 }
 
-fn vlan_section(with_vlan: &Side<Run>, plain: &Side<Run>, n: usize) {
+fn vlan_section(with_vlan: &Outcome<Run>, plain: &Outcome<Run>, n: usize) {
     println!("## vbridge on a VLAN network (`\"vlan\": 100`) vs without\n");
     let metrics: [Metric<Run>; 3] = [
         (format!("ADD median (N={n})"), Target::AtMost(1.5), &|r| {
@@ -615,6 +675,13 @@ fn main() {
     });
 }
 
+/// Results come back in the order of the wanted sides; a side not wanted stays None.
+fn split<R>(results: Vec<Res<R>>, want_ref: bool, want_vb: bool) -> (Outcome<R>, Outcome<R>) {
+    let mut it = results.into_iter();
+    let reference = want_ref.then(|| it.next()).flatten();
+    (reference, want_vb.then(|| it.next()).flatten())
+}
+
 fn bench() -> Res<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { nix::libc::geteuid() } != 0 {
@@ -637,33 +704,22 @@ fn bench() -> Res<()> {
     let progress = |what: &str| eprintln!("vbridge-bench: {what}");
     progress("harness floor");
     let floor = harness_floor(n.max(20))?;
-    let plugin_run = |p: &Plugin, want: bool| {
-        want.then(|| {
-            progress(&format!(
-                "{}: first ADD, {n} sequential ADD+DEL, {m} at once",
-                p.label
-            ));
-            bench_plugin(p, n, m, None)
-        })
-    };
-    let (ref_run, vb_run) = (
-        plugin_run(&reference, want_ref),
-        plugin_run(&vbridge, want_vb),
-    );
-    let ipam_run = |p: &Plugin, want: bool| {
-        want.then(|| {
-            progress(&format!(
-                "{}: IPAM at fill ({fill} held, {n} ADD+DEL)",
-                p.ipam
-            ));
-            bench_ipam(p, fill, n)
-        })
-    };
-    let (ref_ipam, vb_ipam) = (ipam_run(&reference, want_ref), ipam_run(&vbridge, want_vb));
+    let wanted: Vec<&Plugin> = [(&reference, want_ref), (&vbridge, want_vb)]
+        .into_iter()
+        .filter_map(|(p, want)| want.then_some(p))
+        .collect();
+    progress(&format!(
+        "plugins: first ADD, {n} sequential ADD+DEL, {m} at once"
+    ));
+    let sides: Vec<_> = wanted.iter().map(|p| (*p, None)).collect();
+    let (ref_run, vb_run) = split(bench_plugins(&sides, n, m), want_ref, want_vb);
+    progress(&format!("IPAM at fill: {fill} held, {n} ADD+DEL"));
+    let (ref_ipam, vb_ipam) = split(bench_ipam(&wanted, fill, n), want_ref, want_vb);
     let vlan_runs = vlan.then(|| {
         progress(&format!("vbridge: {n} ADD+DEL with and without vlan 100"));
-        let with_vlan = bench_plugin(&vbridge, n, 0, Some(("vlan", json!(100))));
-        (Some(with_vlan), Some(bench_plugin(&vbridge, n, 0, None)))
+        let sides = [(&vbridge, Some(("vlan", json!(100)))), (&vbridge, None)];
+        let mut it = bench_plugins(&sides, n, 0).into_iter();
+        (it.next(), it.next())
     });
 
     if INTERRUPTED.load(Ordering::Relaxed) {
