@@ -337,3 +337,66 @@ fn gateways(conf: &NetConf, r: &mut CniResult) -> Vec<IpAddr> {
     }
     gws
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(json: &str) -> NetConf {
+        let (_, c, _) = NetConf::parse(json.as_bytes()).expect("config");
+        c
+    }
+
+    fn ipres(addrs: &[(&str, Option<&str>)]) -> CniResult {
+        CniResult {
+            ips: addrs
+                .iter()
+                .map(|(a, g)| IpConfig {
+                    interface: None,
+                    address: a.parse().expect("cidr"),
+                    gateway: g.map(|g| g.parse().expect("ip")),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_routes_per_family() {
+        let c =
+            conf(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","isDefaultGateway":true}"#);
+        let mut r = ipres(&[
+            ("10.0.0.5/24", Some("10.0.0.1")),
+            ("fd00::5/64", Some("fd00::1")),
+        ]);
+        let gws = gateways(&c, &mut r);
+        assert_eq!(gws.len(), 2);
+        let dsts: Vec<String> = r.routes.iter().map(|r| r.dst.to_string()).collect();
+        assert_eq!(dsts, ["0.0.0.0/0", "::/0"]);
+    }
+
+    #[test]
+    fn gateway_computed_in_gateway_mode_only() {
+        let gw = conf(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","isGateway":true}"#);
+        let mut r = ipres(&[("10.0.0.5/24", None)]);
+        assert_eq!(
+            gateways(&gw, &mut r),
+            vec!["10.0.0.1".parse::<IpAddr>().expect("ip")]
+        );
+        assert!(r.routes.is_empty(), "isGateway alone adds no default route");
+        let plain = conf(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge"}"#);
+        let mut r = ipres(&[("10.0.0.5/24", None)]);
+        assert!(gateways(&plain, &mut r).is_empty());
+    }
+
+    #[test]
+    fn ipam_default_route_is_not_duplicated() {
+        let c =
+            conf(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","isDefaultGateway":true}"#);
+        let mut r = ipres(&[("10.0.0.5/24", Some("10.0.0.1"))]);
+        r.routes
+            .push(Route::new("0.0.0.0/0".parse().expect("net"), None));
+        gateways(&c, &mut r);
+        assert_eq!(r.routes.len(), 1);
+    }
+}

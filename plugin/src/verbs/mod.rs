@@ -81,3 +81,18 @@ pub(crate) fn subnets_of(ips: &[ipnetwork::IpNetwork]) -> Vec<ipnetwork::IpNetwo
     out.dedup();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_clear_host_bits_and_dedup() {
+        let ips: Vec<ipnetwork::IpNetwork> = ["10.0.0.5/24", "10.0.0.9/24", "fd00::5/64"]
+            .iter()
+            .map(|s| s.parse().expect("cidr"))
+            .collect();
+        let got: Vec<String> = subnets_of(&ips).iter().map(ToString::to_string).collect();
+        assert_eq!(got, ["10.0.0.0/24", "fd00::/64"]);
+    }
+}
