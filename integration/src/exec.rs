@@ -6,10 +6,13 @@ use std::io::{self, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -115,7 +118,7 @@ fn collect(mut child: Child, stdin: Vec<u8>) -> Output {
     });
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let status = wait_bounded(&mut child);
+    let status = wait_bounded(child);
     let _ignored = writer.join();
     Output {
         code: status
@@ -141,16 +144,21 @@ fn join_text(h: JoinHandle<Vec<u8>>) -> String {
     String::from_utf8_lossy(&h.join().unwrap_or_default()).into_owned()
 }
 
-fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + CALL_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for plugin") {
-            return status;
+/// Waits for the plugin to exit, killing it after `CALL_TIMEOUT`. A helper thread blocks in
+/// `wait`, so the exit is seen at once: per-op timings (scripts/bench) rely on that.
+fn wait_bounded(mut child: Child) -> std::process::ExitStatus {
+    let pid = Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _sent = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(CALL_TIMEOUT) {
+        Ok(status) => status,
+        Err(_) => {
+            // Not reaped yet (the waiter still blocks), so the pid cannot have been reused.
+            let _killed = kill(pid, Signal::SIGKILL);
+            rx.recv().expect("waiter thread")
         }
-        if Instant::now() > deadline {
-            let _ignored = child.kill();
-            return child.wait().expect("wait for killed plugin");
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
+    };
+    status.expect("wait for plugin")
 }
