@@ -179,10 +179,15 @@ pub struct NetConf {
     /// Where vbridge keeps its per-network attachment bookkeeping.
     #[serde(rename = "stateDir")]
     pub state_dir: Option<String>,
+    /// How long the firewall state of a network outlives its last attachment, so a
+    /// network that is briefly empty (a pod restart) does not pay for `nft` twice.
+    #[serde(rename = "firewallTeardownDelayMs")]
+    pub firewall_teardown_delay_ms: Option<u64>,
 }
 
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/vbridge";
+pub const DEFAULT_FIREWALL_TEARDOWN_DELAY_MS: u64 = 2000;
 
 impl NetConf {
     /// Parses and validates stdin for the main plugin.
@@ -206,6 +211,13 @@ impl NetConf {
             .as_deref()
             .filter(|b| !b.is_empty())
             .unwrap_or(DEFAULT_STATE_DIR)
+    }
+
+    pub fn firewall_teardown_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.firewall_teardown_delay_ms
+                .unwrap_or(DEFAULT_FIREWALL_TEARDOWN_DELAY_MS),
+        )
     }
 
     /// Gateway mode: `isDefaultGateway` implies `isGateway`, as in the reference.
@@ -291,6 +303,13 @@ impl NetConf {
         if let Some(b) = &self.bridge {
             if let Some(p) = crate::validate::interface_name_problem(b).filter(|_| !b.is_empty()) {
                 return Err(Error::config(format!("\"bridge\" {b:?} {p}")));
+            }
+        }
+        if let Some(d) = self.firewall_teardown_delay_ms {
+            if d > 3_600_000 {
+                return Err(Error::config(format!(
+                    "\"firewallTeardownDelayMs\" {d} is more than an hour"
+                )));
             }
         }
         if self.hairpin_mode && self.promisc_mode {

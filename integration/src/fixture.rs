@@ -131,6 +131,8 @@ impl TestNet {
         json!({
             "type": "vbridge", "bridge": self.bridge, "isGateway": true, "isDefaultGateway": true,
             "ipMasq": true, "stateDir": self.state_dir(), "ipam": self.ipam("vbridge-ipam"),
+            // Short, but still through the deferred teardown a real deployment uses.
+            "firewallTeardownDelayMs": 100,
         })
     }
 

@@ -170,6 +170,21 @@ pub fn nft_tables(ns: &Netns) -> Vec<(String, String)> {
     list
 }
 
+/// vbridge removes a network's nftables state `firewallTeardownDelayMs` after its last
+/// DEL (from a detached process); waits up to `within` for `table` to be gone.
+pub fn nft_table_gone(ns: &Netns, table: &(String, String), within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if !nft_tables(ns).contains(table) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Sets an IPv4/6 sysctl in the namespace (e.g. `net.ipv4.ip_forward`).
 pub fn sysctl(ns: &Netns, key: &str, value: &str) {
     must_run_in(ns, &["sysctl", "-q", "-w", &format!("{key}={value}")]);

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use integration::result::{gateway_of, ip_of};
 use integration::{ip, probe, Container, TestNet};
 
+/// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
+const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn masq_table(net: &TestNet) -> (String, String) {
     ("inet".to_string(), format!("vbridge-{}", net.name))
 }
@@ -48,7 +51,7 @@ fn masquerade_hides_container_address() {
     );
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     assert!(
-        !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
         "masquerade table survived the last DEL"
     );
 }
@@ -67,7 +70,7 @@ fn masquerade_table_lives_until_last_attachment() {
     );
     rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
     assert!(
-        !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
         "table survived the last DEL"
     );
 }
@@ -94,4 +97,31 @@ fn steady_state_add_runs_no_nft_and_check_catches_drift() {
     assert_eq!(err.code(), 111, "{err}");
     rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
     rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
+}
+
+/// A network that is empty only briefly (a pod restart) keeps its rules: the DEL that
+/// empties it leaves the removal to a detached process after `firewallTeardownDelayMs`,
+/// which an ADD in between makes a no-op. The rules do go once the network stays empty.
+#[test]
+fn briefly_empty_network_keeps_rules_then_they_go() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["firewallTeardownDelayMs"] = serde_json::json!(1500);
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let (a, b) = (Container::new(), Container::new());
+    rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
+    rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
+    assert!(
+        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "rules removed synchronously by the DEL"
+    );
+    rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    rt.check(&b.att)
+        .unwrap_or_else(|e| panic!("rules gone under a live attachment: {e}"));
+    rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
+    assert!(
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        "rules survived the network staying empty"
+    );
 }

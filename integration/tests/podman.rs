@@ -79,8 +79,9 @@ fn assert_nothing_left(pm: &Podman, gone: &[Traces]) {
     let held = reservations(net);
     assert!(held.is_empty(), "reservations left: {held:?}");
     let table = ("inet".to_string(), format!("vbridge-{}", net.name));
+    // Removed by vbridge's deferred teardown (default firewallTeardownDelayMs 2 s).
     assert!(
-        !ip::nft_tables(&net.host).contains(&table),
+        ip::nft_table_gone(&net.host, &table, std::time::Duration::from_secs(8)),
         "nft table {} left",
         table.1
     );

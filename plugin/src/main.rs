@@ -7,6 +7,15 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--version" | "-V" | "version") => println!("vbridge {}", env!("CARGO_PKG_VERSION")),
+        // The detached firewall teardown started by a DEL (see `plugin::network`).
+        Some("__reap") => {
+            let a: Vec<String> = std::env::args().skip(2).collect();
+            let code = match a.as_slice() {
+                [state_dir, network] => i32::from(plugin::network::reap(state_dir, network).is_err()),
+                _ => 2,
+            };
+            std::process::exit(code);
+        }
         Some("--help" | "-h" | "help") => print!(
             "{}\nNODE SETUP\n  vbridge install ...  copy the binaries and write a conflist (vbridge install --help)\n",
             plugin::HELP

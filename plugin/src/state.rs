@@ -206,18 +206,39 @@ impl NetState {
     }
 
     pub fn set_firewall(&self, stamp: Option<&FirewallStamp>) -> Result<()> {
-        let p = self.dir.join("firewall.json");
-        match stamp {
-            Some(s) => {
-                let data = serde_json::to_vec(s).map_err(|e| Error::StateCorrupt(e.to_string()))?;
-                write_atomic(&p, &data)
-            }
-            None => match std::fs::remove_file(&p) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::io(format!("failed to remove {}", p.display()), e)),
-            },
+        write_opt(&self.dir.join("firewall.json"), stamp)
+    }
+
+    pub fn teardown(&self) -> Result<Option<Teardown>> {
+        read_json(&self.dir.join("teardown.json"))
+    }
+
+    pub fn set_teardown(&self, t: Option<&Teardown>) -> Result<()> {
+        write_opt(&self.dir.join("teardown.json"), t)
+    }
+}
+
+/// A scheduled removal of the network's firewall state, carried out by the detached
+/// process `pid` once `deadline_ms` (Unix ms) has passed and the network is still empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Teardown {
+    #[serde(rename = "deadlineMs")]
+    pub deadline_ms: u64,
+    pub pid: i32,
+}
+
+/// Writes `value` atomically, or removes the file for `None`.
+fn write_opt<T: Serialize>(p: &Path, value: Option<&T>) -> Result<()> {
+    match value {
+        Some(v) => {
+            let data = serde_json::to_vec(v).map_err(|e| Error::StateCorrupt(e.to_string()))?;
+            write_atomic(p, &data)
         }
+        None => match std::fs::remove_file(p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("failed to remove {}", p.display()), e)),
+        },
     }
 }
 
