@@ -210,10 +210,9 @@ pub async fn ensure_vlan_gateway(
     if let Some(l) = link_by_name(h, &gw).await? {
         return Ok(l.header.index);
     }
-    let peer = LinkUnspec::new_with_name(&port)
-        .controller(bridge.header.index)
-        .up()
-        .build();
+    // The peer's flags and master are not applied at creation (IFF_UP there even fails
+    // with ENOTCONN), so the port is enslaved and brought up in a second request.
+    let peer = LinkUnspec::new_with_name(&port).build();
     let msg = rtnetlink::LinkVeth::new(&gw, &port)
         .alias(format!("vbridge gateway of VLAN {vid} on {bridge_name}"))
         .up()
@@ -234,6 +233,16 @@ pub async fn ensure_vlan_gateway(
     let port_link = link_by_name(h, &port)
         .await?
         .ok_or_else(|| Error::Check(format!("VLAN gateway port {port} vanished after creation")))?;
+    let attach = LinkUnspec::new_with_index(port_link.header.index)
+        .controller(bridge.header.index)
+        .up()
+        .build();
+    h.link().change(attach).execute().await.map_err(|e| {
+        Error::netlink(
+            format!("failed to attach VLAN gateway port {port} to {bridge_name}"),
+            e,
+        )
+    })?;
     configure_port_vlans(h, port_link.header.index, Some(vid), &[], false).await?;
     let l = link_by_name(h, &gw)
         .await?
