@@ -8,6 +8,7 @@
 //! makes only the attachments it needs.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use integration::result::{gateway_of, ip_of};
 use integration::vlan::{self, PortVlan};
@@ -35,7 +36,7 @@ fn vlan_net(net: &TestNet, tag: &str, subnet: Subnet, settings: Value) -> VlanNe
     let name = format!("{}-{tag}", net.name);
     let mut plugin = json!({
         "type": "vbridge", "bridge": net.bridge, "isGateway": true, "isDefaultGateway": true,
-        "ipMasq": false, "stateDir": net.state_dir(),
+        "ipMasq": false, "stateDir": net.state_dir(), "firewallTeardownDelayMs": 100,
         "ipam": {"type": "vbridge-ipam", "subnet": subnet.to_string(), "dataDir": net.ipam_dir()},
     });
     for (k, v) in settings.as_object().into_iter().flatten() {
@@ -82,6 +83,23 @@ impl VlanNet {
             "vbridge".to_string(),
             format!("isolate-{}", self.name),
         )
+    }
+}
+
+/// The teardown delay of [`vlan_net`] plus slack for a loaded machine.
+const TEARDOWN: Duration = Duration::from_secs(5);
+
+/// True once the network's nftables table and isolate chain are gone (the last DEL leaves
+/// their removal to a detached reaper after `firewallTeardownDelayMs`); false after `TEARDOWN`.
+fn firewall_gone(net: &TestNet, vn: &VlanNet) -> bool {
+    let deadline = Instant::now() + TEARDOWN;
+    loop {
+        let gone = !ip::nft_tables(&net.host).contains(&vn.table())
+            && !ip::nft_chains(&net.host).contains(&vn.isolate_chain());
+        if gone || Instant::now() > deadline {
+            return gone;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -414,8 +432,11 @@ fn del_and_gc_leave_no_vlan_state() {
     );
     v100.detach(&b);
     assert_eq!(host_veths(), Vec::<String>::new(), "after the last DEL");
-    assert!(!ip::nft_tables(&net.host).contains(&v100.table()));
-    assert!(!ip::nft_chains(&net.host).contains(&v100.isolate_chain()));
+    assert!(
+        firewall_gone(&net, &v100),
+        "nft state of {} survived its last DEL",
+        v100.name
+    );
 
     // GC: an attachment the runtime no longer knows (raw ADD, nothing cached) is collected.
     let v200 = vlan_net(&net, "v200", subnet(200), settings(200));
@@ -438,6 +459,7 @@ fn del_and_gc_leave_no_vlan_state() {
     v200.rt.gc(&[]).unwrap_or_else(|e| panic!("GC: {e}"));
     assert_eq!(host_veths(), Vec::<String>::new(), "after GC");
     assert_eq!(ip::link_names(&c.ns), ["lo"], "container end survived GC");
+    // GC removes at once, without the teardown delay.
     assert!(!ip::nft_tables(&net.host).contains(&v200.table()));
     assert!(!ip::nft_chains(&net.host).contains(&v200.isolate_chain()));
     assert!(vlan::port_vlans_all(&net.host)

@@ -39,7 +39,18 @@ pub fn assign<S: Store>(
 ) -> Result<Vec<IpAddr>, Error> {
     let held = store.addresses(att)?;
     if !held.is_empty() {
-        return reuse(cfg, att, held);
+        if still_ours(store, att, &held)? {
+            return reuse(cfg, att, held);
+        }
+        // Its addresses were reclaimed after a reboot and now belong to others: drop the
+        // stale index (release removes only records naming `att`) and allocate afresh.
+        log::warn!(
+            "container {:?} interface {:?}: addresses {} were reclaimed; allocating new ones",
+            att.container_id,
+            att.ifname,
+            list(&held)
+        );
+        store.release(att)?;
     }
     let wanted = requested_per_set(cfg)?;
     let mut picks = Vec::with_capacity(cfg.range_sets.len());
@@ -58,6 +69,18 @@ pub fn assign<S: Store>(
         }
     }
     Ok(picks)
+}
+
+/// Whether every address the attachment index lists is still recorded for `att`. Reads
+/// each record, so a corrupt one fails the retry (107) instead of being handed out.
+fn still_ours<S: Store>(store: &S, att: &Attachment, held: &[IpAddr]) -> Result<bool, Error> {
+    for ip in held {
+        match store.record(*ip)? {
+            Some(r) if r.attachment == *att => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 /// A retried ADD: hand back what is held, if it still fits the config and the request.

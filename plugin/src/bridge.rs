@@ -214,7 +214,6 @@ pub async fn ensure_vlan_gateway(
     // with ENOTCONN), so the port is enslaved and brought up in a second request.
     let peer = LinkUnspec::new_with_name(&port).build();
     let msg = rtnetlink::LinkVeth::new(&gw, &port)
-        .alias(format!("vbridge gateway of VLAN {vid} on {bridge_name}"))
         .up()
         .set_info_data(InfoData::Veth(
             rtnetlink::packet_route::link::InfoVeth::Peer(peer),

@@ -16,6 +16,7 @@ pub mod netns;
 pub mod network;
 pub mod state;
 pub mod sysctl;
+pub mod timing;
 pub mod verbs;
 
 pub use error::Error;

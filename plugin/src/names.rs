@@ -22,15 +22,13 @@ pub fn host_veth(network: &str, container_id: &str, ifname: &str) -> String {
     )
 }
 
-/// The alias ADD puts on a host veth: it tells GC which network and attachment own a
-/// port even when no record was written (a killed ADD).
-pub fn alias(network: &str, container_id: &str, ifname: &str) -> String {
-    format!("vbridge:{network}:{container_id}:{ifname}")
-}
-
-/// (network, "containerID:ifname") from an alias written by `alias`.
-pub fn parse_alias(a: &str) -> Option<(&str, &str)> {
-    a.strip_prefix("vbridge:")?.split_once(':')
+/// The link group ADD puts host veths of `network` in. It is set in the creating request
+/// (an alias would not be: the kernel ignores IFLA_IFALIAS there), so GC can tell this
+/// network's ports from other networks' on a shared bridge even when a killed ADD wrote
+/// no record. Never 0, the kernel's default group.
+pub fn link_group(network: &str) -> u32 {
+    let h = fnv1a(&["vbridge-group", network]);
+    ((h as u32) ^ ((h >> 32) as u32)).max(1)
 }
 
 #[cfg(test)]
@@ -49,10 +47,10 @@ mod tests {
     }
 
     #[test]
-    fn aliases() {
-        let a = alias("net-1", "ctr", "eth0");
-        assert_eq!(parse_alias(&a), Some(("net-1", "ctr:eth0")));
-        assert_eq!(parse_alias("something else"), None);
+    fn groups() {
+        assert_ne!(link_group("a"), 0);
+        assert_eq!(link_group("net-1"), link_group("net-1"));
+        assert_ne!(link_group("net-1"), link_group("net-2"));
     }
 }
 

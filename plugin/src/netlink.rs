@@ -102,9 +102,9 @@ pub fn parse_mac(s: &str) -> Result<Vec<u8>> {
     }
 }
 
-pub fn link_alias(l: &LinkMessage) -> Option<&str> {
+pub fn link_group(l: &LinkMessage) -> Option<u32> {
     l.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfAlias(s) => Some(s.as_str()),
+        LinkAttribute::Group(g) => Some(*g),
         _ => None,
     })
 }
@@ -156,15 +156,15 @@ pub struct VethSpec<'a> {
     pub bridge_index: u32,
     pub mtu: Option<u32>,
     pub container_mac: Option<Vec<u8>>,
-    /// Ownership tag for GC (`names::alias`).
-    pub alias: String,
+    /// Ownership tag for GC (`names::link_group`).
+    pub group: u32,
 }
 
 pub async fn create_veth(h: &Handle, s: &VethSpec<'_>) -> Result<()> {
     let mut peer = LinkUnspec::new_with_name(s.container_name).setns_by_fd(s.netns_fd);
     let mut host = LinkVeth::new(s.host_name, s.container_name)
         .controller(s.bridge_index)
-        .alias(s.alias.clone())
+        .link_group(s.group)
         .up();
     if let Some(m) = s.mtu {
         peer = peer.mtu(m);

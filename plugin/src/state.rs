@@ -10,7 +10,8 @@
 //!   host netns. A reboot or a different host netns makes the stamp stale, so the next
 //!   ADD reinstalls instead of trusting rules that are gone.
 //!
-//! Every record is written atomically (temp file, fsync, rename).
+//! Every record is written atomically (temp file in `tmp/`, fsync, rename); temp files
+//! left by a killed writer are removed by the next lock holder.
 
 use crate::error::{Error, Result};
 use conf::Attachment;
@@ -94,28 +95,20 @@ fn parse_record_name(name: &str) -> Option<Attachment> {
     name.split_once(':').map(|(c, i)| Attachment::new(c, i))
 }
 
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        // The write already failed; a leftover temp file is ignored by readers.
-        std::fs::remove_file(&tmp).ok();
-    }
-    res.map_err(|e| Error::io(format!("failed to write {}", path.display()), e))
+/// Atomic, durable replace through `<network>/tmp/` (same file system as the target).
+fn write_atomic(tmp: &Path, path: &Path, data: &[u8]) -> Result<()> {
+    ipam::store::fsio::write_replace(tmp, path, data, true)
+        .map_err(|e| Error::io(format!("failed to write {}", path.display()), e))
 }
 
 impl NetState {
     pub fn lock(state_dir: &str, network: &str) -> Result<NetState> {
         let dir = Path::new(state_dir).join(network);
-        let att = dir.join("attachments");
-        std::fs::create_dir_all(&att)
-            .map_err(|e| Error::io(format!("failed to create {}", att.display()), e))?;
+        for sub in ["attachments", "tmp"] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d)
+                .map_err(|e| Error::io(format!("failed to create {}", d.display()), e))?;
+        }
         let lock_path = dir.join("lock");
         let f = File::options()
             .create(true)
@@ -145,7 +138,15 @@ impl NetState {
                 }
             }
         }
-        Ok(NetState { dir, _lock: f })
+        let st = NetState { dir, _lock: f };
+        let tmp = st.tmp();
+        ipam::store::fsio::clear_dir(&tmp)
+            .map_err(|e| Error::io(format!("failed to clean {}", tmp.display()), e))?;
+        Ok(st)
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.dir.join("tmp")
     }
 
     fn att_path(&self, a: &Attachment) -> PathBuf {
@@ -154,7 +155,7 @@ impl NetState {
 
     pub fn register(&self, a: &Attachment, rec: &AttachmentRecord) -> Result<()> {
         let data = serde_json::to_vec(rec).map_err(|e| Error::StateCorrupt(e.to_string()))?;
-        write_atomic(&self.att_path(a), &data)
+        write_atomic(&self.tmp(), &self.att_path(a), &data)
     }
 
     pub fn get(&self, a: &Attachment) -> Result<Option<AttachmentRecord>> {
@@ -180,9 +181,6 @@ impl NetState {
         let mut out = Vec::new();
         for ent in rd.flatten() {
             let name = ent.file_name().to_string_lossy().into_owned();
-            if name.contains(".tmp.") {
-                continue;
-            }
             if let Some(a) = parse_record_name(&name) {
                 out.push((a, read_json(&ent.path()).unwrap_or(None)));
             }
@@ -195,10 +193,7 @@ impl NetState {
         let dir = self.dir.join("attachments");
         let mut rd = std::fs::read_dir(&dir)
             .map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
-        Ok(!rd.any(|e| {
-            e.map(|e| !e.file_name().to_string_lossy().contains(".tmp."))
-                .unwrap_or(false)
-        }))
+        Ok(rd.next().is_none())
     }
 
     pub fn firewall(&self) -> Result<Option<FirewallStamp>> {
@@ -206,7 +201,7 @@ impl NetState {
     }
 
     pub fn set_firewall(&self, stamp: Option<&FirewallStamp>) -> Result<()> {
-        write_opt(&self.dir.join("firewall.json"), stamp)
+        write_opt(&self.tmp(), &self.dir.join("firewall.json"), stamp)
     }
 
     pub fn teardown(&self) -> Result<Option<Teardown>> {
@@ -214,7 +209,7 @@ impl NetState {
     }
 
     pub fn set_teardown(&self, t: Option<&Teardown>) -> Result<()> {
-        write_opt(&self.dir.join("teardown.json"), t)
+        write_opt(&self.tmp(), &self.dir.join("teardown.json"), t)
     }
 }
 
@@ -228,11 +223,11 @@ pub struct Teardown {
 }
 
 /// Writes `value` atomically, or removes the file for `None`.
-fn write_opt<T: Serialize>(p: &Path, value: Option<&T>) -> Result<()> {
+fn write_opt<T: Serialize>(tmp: &Path, p: &Path, value: Option<&T>) -> Result<()> {
     match value {
         Some(v) => {
             let data = serde_json::to_vec(v).map_err(|e| Error::StateCorrupt(e.to_string()))?;
-            write_atomic(p, &data)
+            write_atomic(tmp, p, &data)
         }
         None => match std::fs::remove_file(p) {
             Ok(()) => Ok(()),

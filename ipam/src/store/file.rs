@@ -324,12 +324,7 @@ impl LockedStore {
     /// Temp files can only be leftovers of a killed writer: writers hold the lock.
     fn clean_tmp(&self) -> Result<(), Error> {
         let dir = self.fs.tmp_dir();
-        for name in fsio::list(&dir).map_err(|e| Error::io("list", &dir, e))? {
-            let p = dir.join(name);
-            log::debug!("removing temp file {} left by a killed writer", p.display());
-            fsio::remove_opt(&p).map_err(|e| Error::io("remove", p, e))?;
-        }
-        Ok(())
+        fsio::clear_dir(&dir).map_err(|e| Error::io("clean", &dir, e))
     }
 
     fn recover(&self) -> Result<(), Error> {

@@ -68,6 +68,17 @@ pub fn write_new(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> io
     linked
 }
 
+/// Removes every file of `dir`: temp files left by a killed writer. Only call it while
+/// holding the lock that every writer of `dir` holds.
+pub fn clear_dir(dir: &Path) -> io::Result<()> {
+    for name in list(dir)? {
+        let p = dir.join(name);
+        log::debug!("removing temp file {} left by a killed writer", p.display());
+        remove_opt(&p)?;
+    }
+    Ok(())
+}
+
 /// Makes the directory entries of `dir` (renames, links, unlinks) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -13,7 +13,7 @@
 //! mutate without the lock.
 
 pub mod file;
-mod fsio;
+pub mod fsio;
 mod journal;
 #[cfg(any(test, feature = "testing"))]
 pub mod mem;

@@ -59,7 +59,9 @@ struct Add<'a> {
 
 impl Add<'_> {
     async fn run(&mut self, host: &Handle) -> Result<CniResult> {
+        let mut laps = crate::timing::Laps::start("ADD");
         let ctr = netlink::connect_in(self.ns)?;
+        laps.lap("netns socket");
         let ifname = &self.req.args.ifname;
         if netlink::link_by_name(&ctr, ifname).await?.is_some() {
             return Err(Error::InterfaceExists(format!(
@@ -83,9 +85,12 @@ impl Add<'_> {
             },
         )
         .await?;
+        laps.lap("bridge");
         let mut ipres = self.ipam.add(&self.att)?;
         self.allocated = true;
+        laps.lap("ipam");
         let host_link = self.create_veth(host, br.header.index).await?;
+        laps.lap("veth");
         self.configure_port(host, &host_link, vlan, &trunk).await?;
         let ctr_link = netlink::link_by_name(&ctr, ifname).await?.ok_or_else(|| {
             Error::Check(format!(
@@ -95,6 +100,7 @@ impl Add<'_> {
         let gateways = gateways(self.conf, &mut ipres);
         self.configure_container(&ctr, ctr_link.header.index, &ipres, &gateways)
             .await?;
+        laps.lap("container addresses and routes");
         // Held from the gateway to the registration, so a concurrent DEL of the
         // network's last attachment cannot remove the gateway or firewall under us.
         let st = NetState::lock(self.conf.state_dir(), &self.conf.name)?;
@@ -110,6 +116,7 @@ impl Add<'_> {
             }
         }
         let ipres = res?;
+        laps.lap("gateway and state");
         Ok(self.result(&br, &host_link, &ctr_link, ipres, &gateways))
     }
 
@@ -153,7 +160,7 @@ impl Add<'_> {
             bridge_index,
             mtu: self.conf.mtu,
             container_mac: mac,
-            alias: names::alias(&self.conf.name, &self.att.container_id, &self.att.ifname),
+            group: names::link_group(&self.conf.name),
         };
         // A host end with our deterministic name can only be a leftover of this same
         // attachment (its container end is gone, checked above): replace it.

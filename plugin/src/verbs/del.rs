@@ -10,6 +10,7 @@ use crate::{bridge, names, netlink, network};
 use conf::skel::Request;
 
 pub fn del(req: &Request) -> Result<()> {
+    let mut laps = crate::timing::Laps::start("DEL");
     let conf = load(req)?;
     let att = req.args.attachment();
     let host_veth = names::host_veth(&conf.name, &att.container_id, &att.ifname);
@@ -27,10 +28,12 @@ pub fn del(req: &Request) -> Result<()> {
         if let Some(h) = &h {
             errs.extend(netlink::delete_link(h, &host_veth).await.err());
         }
+        laps.lap("veth");
         match IpamClient::new(&conf, req) {
             Ok(ipam) => errs.extend(ipam.del(&att).err()),
             Err(e) => errs.push(e),
         }
+        laps.lap("ipam");
         let last = NetState::lock(conf.state_dir(), &conf.name).and_then(|st| {
             let last = network::detach(&st, &conf, &att)?;
             Ok((st, last))
@@ -48,6 +51,7 @@ pub fn del(req: &Request) -> Result<()> {
             Ok((_, false)) => {}
             Err(e) => errs.push(e),
         }
+        laps.lap("state");
     });
     for e in &errs {
         log::error!("DEL {}/{}: {e}", att.container_id, att.ifname);

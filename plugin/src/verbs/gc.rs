@@ -63,7 +63,7 @@ pub fn gc(req: &Request) -> Result<()> {
     Error::from_list(errs)
 }
 
-/// Deletes the veths of `stale` plus every port of the bridge whose alias names this
+/// Deletes the veths of `stale` plus every port of the bridge in this network's link group
 /// network and no valid attachment (other networks may share the bridge, one per VLAN).
 fn delete_veths(
     bridge: &str,
@@ -84,9 +84,7 @@ fn delete_veths(
         if let Some(br) = netlink::link_by_name(&h, bridge).await? {
             for port in netlink::ports_of(&h, br.header.index).await? {
                 let name = netlink::link_name(&port).to_string();
-                let ours = netlink::link_alias(&port)
-                    .and_then(names::parse_alias)
-                    .is_some_and(|(n, _)| n == network);
+                let ours = netlink::link_group(&port) == Some(names::link_group(network));
                 if ours && !keep.contains(&name) {
                     errs.extend(netlink::delete_link(&h, &name).await.err());
                 }

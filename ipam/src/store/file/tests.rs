@@ -501,3 +501,20 @@ fn host_local_reservations_are_imported_once() {
         "not re-imported after the store exists"
     );
 }
+
+#[test]
+fn retried_add_never_hands_out_a_corrupt_record() {
+    let d = TempDir::new("corrupt-retry");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    let mut st = open(&d, "b");
+    let got = crate::allocator::assign(&c, &mut st, &att("c1")).expect("first ADD");
+    let rec = file(&d, &format!("ips/{}", got[0]));
+    fs::write(&rec, b"{\"cont").expect("truncate");
+    let e = crate::allocator::assign(&c, &mut st, &att("c1")).expect_err("retry must fail");
+    assert_eq!(e.code(), ErrorCode::StoreCorrupt);
+    assert_eq!(
+        fs::read(&rec).expect("read"),
+        b"{\"cont",
+        "the record was rewritten"
+    );
+}
