@@ -101,7 +101,8 @@ impl KernelVlan {
 }
 
 /// Probes the running kernel in a throwaway netns, as `scripts/kernel-has-vlan` does: a
-/// VLAN-filtering bridge, and an 802.1Q sub-interface of a veth (dummy links may be missing).
+/// bridge created with `vlan_filtering 1` that reads back as filtering, and an 802.1Q
+/// sub-interface of a veth (dummy links may be missing).
 pub fn kernel_vlan() -> KernelVlan {
     let ns = Netns::new();
     let ok = |cmd: &[&str]| run_in(&ns, cmd).success();
@@ -114,7 +115,7 @@ pub fn kernel_vlan() -> KernelVlan {
         "bridge",
         "vlan_filtering",
         "1",
-    ]);
+    ]) && vlan_filtering(&ns, "vbtprobe0") == Some(true);
     let dot1q = ok(&[
         "ip",
         "link",

@@ -134,13 +134,9 @@ pub async fn configure_port_vlans(
     if vlan.is_none() && trunk.is_empty() {
         return Ok(());
     }
-    let fail = |what: String, e: rtnetlink::Error| {
-        if errno(&e) == Some(EOPNOTSUPP) {
-            Error::KernelFeature(format!("failed to {what}: {VLAN_FILTERING_MISSING}"))
-        } else {
-            Error::netlink(format!("failed to {what}"), e)
-        }
-    };
+    // A kernel without VLAN filtering was already reported (105) when the bridge was
+    // created or adopted; here EOPNOTSUPP means something else (e.g. not a bridge port).
+    let fail = |what: String, e: rtnetlink::Error| Error::netlink(format!("failed to {what}"), e);
     if !preserve_default && vlan != Some(1) && !trunk.contains(&1) {
         let msg = LinkBridgeVlan::new(port).vlan(1, F::empty()).build();
         if let Err(e) = h.link().del_with_message(msg).execute().await {

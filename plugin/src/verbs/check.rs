@@ -137,5 +137,18 @@ async fn check_host(host: &Handle, conf: &NetConf, veth: &str) -> Result<()> {
             "host veth {veth} is not attached to bridge {br_name}"
         )));
     }
+    let vlan = conf
+        .vlan
+        .filter(|v| *v != 0)
+        .and_then(|v| u16::try_from(v).ok());
+    let trunk = conf.trunk_vids()?;
+    if vlan.is_some() || !trunk.is_empty() {
+        let have = crate::bridge::port_vlans(host, l.header.index).await?;
+        if let Some(m) =
+            crate::bridge::vlan_mismatch(&have, vlan, &trunk, conf.preserve_default_vlan)
+        {
+            return Err(Error::Check(format!("host veth {veth}: {m}")));
+        }
+    }
     Ok(())
 }
