@@ -170,6 +170,24 @@ pub fn nft_tables(ns: &Netns) -> Vec<(String, String)> {
     list
 }
 
+/// Host veths left after `within`, ignoring `except`. vbridge's DEL takes a port off the
+/// bridge at once but deletes the link from a detached process (the kernel needs 10–20 ms
+/// for it), so "no veth left" is a condition to wait for.
+pub fn veths_after(ns: &Netns, except: &[&str], within: std::time::Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left: Vec<String> = links(ns)
+            .into_iter()
+            .filter(|l| l.kind() == Some("veth") && !except.contains(&l.ifname.as_str()))
+            .map(|l| l.ifname)
+            .collect();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// vbridge removes a network's nftables state `firewallTeardownDelayMs` after its last
 /// DEL (from a detached process); waits up to `within` for `table` to be gone.
 pub fn nft_table_gone(ns: &Netns, table: &(String, String), within: std::time::Duration) -> bool {

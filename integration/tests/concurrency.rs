@@ -10,11 +10,8 @@ use integration::{ip, Container, Runtime, TestNet};
 fn assert_bridge_empty(net: &TestNet) {
     let ports = ip::bridge_ports(&net.host, &net.bridge);
     assert!(ports.is_empty(), "ports left on the bridge: {ports:?}");
-    let veths = ip::links(&net.host)
-        .into_iter()
-        .filter(|l| l.kind() == Some("veth"))
-        .count();
-    assert_eq!(veths, 0, "veths left in the host netns");
+    let veths = ip::veths_after(&net.host, &[], std::time::Duration::from_secs(10));
+    assert!(veths.is_empty(), "veths left in the host netns: {veths:?}");
 }
 
 #[test]

@@ -108,11 +108,7 @@ fn add_killed_after(net: &TestNet, att: &Attachment, conf: &[u8], delay: Duratio
 }
 
 fn host_veths(net: &TestNet) -> Vec<String> {
-    ip::links(&net.host)
-        .into_iter()
-        .filter(|l| l.kind() == Some("veth"))
-        .map(|l| l.ifname)
-        .collect()
+    ip::veths_after(&net.host, &[], std::time::Duration::from_secs(10))
 }
 
 /// Name, master, alias and state of every host veth, for a failure message.

@@ -69,11 +69,7 @@ fn reservations(net: &TestNet) -> Vec<Value> {
 /// reservation, no per-network nft table, no container netns, no libcni cache entry.
 fn assert_nothing_left(pm: &Podman, gone: &[Traces]) {
     let net = &pm.net;
-    let veths: Vec<String> = ip::links(&net.host)
-        .into_iter()
-        .filter(|l| l.kind() == Some("veth") && l.ifname != "vbout")
-        .map(|l| l.ifname)
-        .collect();
+    let veths = ip::veths_after(&net.host, &["vbout"], std::time::Duration::from_secs(10));
     assert!(veths.is_empty(), "host veths left: {veths:?}");
     assert!(ip::bridge_ports(&net.host, &net.bridge).is_empty());
     let held = reservations(net);

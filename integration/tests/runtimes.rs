@@ -20,11 +20,7 @@ use serde_json::{json, Value};
 
 /// Host veths of the world (the outside link `vbout` is one too, and is not ours).
 fn host_veths(net: &TestNet) -> Vec<String> {
-    ip::links(&net.host)
-        .into_iter()
-        .filter(|l| l.kind() == Some("veth") && l.ifname != "vbout")
-        .map(|l| l.ifname)
-        .collect()
+    ip::veths_after(&net.host, &["vbout"], std::time::Duration::from_secs(10))
 }
 
 /// Nothing of the world's attachments is left: no host veth, no reservation.

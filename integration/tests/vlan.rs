@@ -407,13 +407,7 @@ fn del_and_gc_leave_no_vlan_state() {
     let v100 = vlan_net(&net, "v100", subnet(100), settings(100));
     let (a, _) = v100.attach();
     let (b, _) = v100.attach();
-    let host_veths = || -> Vec<String> {
-        ip::links(&net.host)
-            .into_iter()
-            .filter(|l| l.kind() == Some("veth"))
-            .map(|l| l.ifname)
-            .collect()
-    };
+    let host_veths = || ip::veths_after(&net.host, &[], std::time::Duration::from_secs(20));
     assert_eq!(
         (
             links_named(&net, "vbg").len(),
@@ -450,12 +444,8 @@ fn del_and_gc_leave_no_vlan_state() {
         conf.to_string().as_bytes(),
     );
     assert!(out.success(), "raw ADD: {out}");
-    assert_eq!(
-        host_veths().len(),
-        3,
-        "veth + gateway pair: {:?}",
-        host_veths()
-    );
+    let now = ip::veths_after(&net.host, &[], std::time::Duration::ZERO);
+    assert_eq!(now.len(), 3, "veth + gateway pair: {now:?}");
     v200.rt.gc(&[]).unwrap_or_else(|e| panic!("GC: {e}"));
     assert_eq!(host_veths(), Vec::<String>::new(), "after GC");
     assert_eq!(ip::link_names(&c.ns), ["lo"], "container end survived GC");

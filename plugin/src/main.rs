@@ -16,6 +16,15 @@ fn main() {
             };
             std::process::exit(code);
         }
+        // The deferred link deletion started by a DEL (see `plugin::verbs::del`).
+        Some("__unlink") => {
+            let a: Vec<String> = std::env::args().skip(2).collect();
+            let code = match (a.first().and_then(|i| i.parse().ok()), a.get(1)) {
+                (Some(index), Some(name)) => i32::from(plugin::verbs::del::unlink(index, name).is_err()),
+                _ => 2,
+            };
+            std::process::exit(code);
+        }
         Some("--help" | "-h" | "help") => print!(
             "{}\nNODE SETUP\n  vbridge install ...  copy the binaries and write a conflist (vbridge install --help)\n",
             plugin::HELP

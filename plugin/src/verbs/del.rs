@@ -24,9 +24,8 @@ pub fn del(req: &Request) -> Result<()> {
                 None
             }
         };
-        // Deleting the host end removes the container end with it.
         if let Some(h) = &h {
-            errs.extend(netlink::delete_link(h, &host_veth).await.err());
+            errs.extend(retire_veth(h, &host_veth).await.err());
         }
         laps.lap("veth");
         match IpamClient::new(&conf, req) {
@@ -57,6 +56,46 @@ pub fn del(req: &Request) -> Result<()> {
         log::error!("DEL {}/{}: {e}", att.container_id, att.ifname);
     }
     Error::from_list(errs)
+}
+
+/// Takes the host veth off the bridge at once and leaves its deletion, which waits
+/// 10–20 ms on the kernel's RCU, to a detached `vbridge __unlink` (deleting the host end
+/// removes the container end too; so does the runtime deleting the netns). If that
+/// process never runs, GC finds the retired link by its link group.
+async fn retire_veth(h: &rtnetlink::Handle, name: &str) -> Result<()> {
+    let Some(l) = netlink::link_by_name(h, name).await? else {
+        return Ok(());
+    };
+    let index = l.header.index;
+    netlink::retire(h, index).await?;
+    if spawn_unlink(index, name).is_err() {
+        // Could not hand it off: delete it here, just slower.
+        return netlink::delete_retired(h, index, name).await;
+    }
+    Ok(())
+}
+
+fn spawn_unlink(index: u32, name: &str) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    // No stdio: a runtime reading our stdout must see EOF when we exit. Spawned from the
+    // thread in the host netns, which the child inherits.
+    Command::new("/proc/self/exe")
+        .args(["__unlink", &index.to_string(), name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(|_| ())
+}
+
+/// `vbridge __unlink INDEX NAME`: the deferred half of DEL.
+pub fn unlink(index: u32, name: &str) -> Result<()> {
+    runtime()?.block_on(async {
+        let h = netlink::connect_host()?;
+        netlink::delete_retired(&h, index, name).await
+    })
 }
 
 /// The VID whose gateway link this network owns, if any.

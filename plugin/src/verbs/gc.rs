@@ -35,7 +35,7 @@ pub fn gc(req: &Request) -> Result<()> {
             vec![]
         }
     };
-    if let Err(e) = delete_veths(conf.bridge_name(), &conf.name, &stale, &keep) {
+    if let Err(e) = delete_veths(&conf.name, &stale, &keep) {
         errs.push(e);
     }
     for a in &stale {
@@ -63,14 +63,9 @@ pub fn gc(req: &Request) -> Result<()> {
     Error::from_list(errs)
 }
 
-/// Deletes the veths of `stale` plus every port of the bridge in this network's link group
-/// network and no valid attachment (other networks may share the bridge, one per VLAN).
-fn delete_veths(
-    bridge: &str,
-    network: &str,
-    stale: &[Attachment],
-    keep: &HashSet<String>,
-) -> Result<()> {
+/// Deletes the veths of `stale` plus every link in this network's link group that no valid
+/// attachment owns (other networks may share the bridge, one per VLAN: not theirs).
+fn delete_veths(network: &str, stale: &[Attachment], keep: &HashSet<String>) -> Result<()> {
     runtime()?.block_on(async {
         let h = netlink::connect_host()?;
         let mut errs = Vec::new();
@@ -81,13 +76,12 @@ fn delete_veths(
                     .err(),
             );
         }
-        if let Some(br) = netlink::link_by_name(&h, bridge).await? {
-            for port in netlink::ports_of(&h, br.header.index).await? {
-                let name = netlink::link_name(&port).to_string();
-                let ours = netlink::link_group(&port) == Some(names::link_group(network));
-                if ours && !keep.contains(&name) {
-                    errs.extend(netlink::delete_link(&h, &name).await.err());
-                }
+        // The link group marks this network's host veths, on the bridge or already retired
+        // by a DEL whose background deletion did not happen.
+        for l in netlink::links_in_group(&h, names::link_group(network)).await? {
+            let name = netlink::link_name(&l).to_string();
+            if !keep.contains(&name) {
+                errs.extend(netlink::delete_link(&h, &name).await.err());
             }
         }
         Error::from_list(errs)

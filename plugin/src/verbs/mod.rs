@@ -2,7 +2,7 @@
 
 mod add;
 mod check;
-mod del;
+pub mod del;
 mod gc;
 mod status;
 
