@@ -61,7 +61,7 @@ pub fn must_run_in(ns: &Netns, cmd: &[&str]) -> Output {
     out
 }
 
-fn to_output(out: std::process::Output) -> Output {
+pub(crate) fn to_output(out: std::process::Output) -> Output {
     use std::os::unix::process::ExitStatusExt;
     let signal = out.status.signal();
     Output {

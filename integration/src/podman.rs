@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use crate::exec::Output;
 use crate::fixture::TestNet;
+use crate::ip::to_output;
 use crate::netns::{Netns, NetnsGuard};
 use crate::paths;
 
@@ -248,20 +249,6 @@ pub fn http_get(ns: &Netns, to: SocketAddr, path: &str) -> io::Result<String> {
     worker
         .join()
         .map_err(|_| io::Error::other("http client thread panicked"))?
-}
-
-fn to_output(out: std::process::Output) -> Output {
-    use std::os::unix::process::ExitStatusExt;
-    let signal = out.status.signal();
-    Output {
-        code: out
-            .status
-            .code()
-            .unwrap_or_else(|| 128 + signal.unwrap_or(0)),
-        signal,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 impl Drop for Podman {
