@@ -518,3 +518,20 @@ fn retried_add_never_hands_out_a_corrupt_record() {
         "the record was rewritten"
     );
 }
+
+#[test]
+fn empty_journal_from_a_power_loss_is_dropped_not_fatal() {
+    let d = TempDir::new("empty-journal");
+    {
+        let mut st = open(&d, "b");
+        st.reserve(&att("c1"), &[ip("10.0.0.2")]).expect("reserve");
+    }
+    // What an unsynced DEL journal can look like after a power loss.
+    fs::write(file(&d, "journal"), b"").expect("empty journal");
+    let st = open(&d, "b");
+    assert!(!file(&d, "journal").exists());
+    assert!(
+        st.is_taken(ip("10.0.0.2")).expect("stat"),
+        "the reservation is untouched"
+    );
+}
