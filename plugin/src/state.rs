@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -119,26 +119,20 @@ impl NetState {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(format!("failed to open {}", lock_path.display()), e))?;
-        let start = Instant::now();
-        loop {
-            match fs2::FileExt::try_lock_exclusive(&f) {
-                Ok(()) => break,
-                Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
-                    if start.elapsed() > LOCK_WAIT {
-                        return Err(Error::LockTimeout(format!(
-                            "timed out after {}s waiting for {}",
-                            LOCK_WAIT.as_secs(),
-                            lock_path.display()
-                        )));
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => {
-                    return Err(Error::io(
-                        format!("failed to lock {}", lock_path.display()),
-                        e,
-                    ))
-                }
+        match ipam::store::fsio::lock_exclusive_within(&f, LOCK_WAIT) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::LockTimeout(format!(
+                    "timed out after {}s waiting for {}",
+                    LOCK_WAIT.as_secs(),
+                    lock_path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("failed to lock {}", lock_path.display()),
+                    e,
+                ))
             }
         }
         let st = NetState { dir, _lock: f };

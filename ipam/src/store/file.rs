@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const IPS: &str = "ips";
 const ATTACHMENTS: &str = "attachments";
@@ -216,28 +216,15 @@ fn read_boot_id() -> Option<String> {
     Some(id.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// Polls a non-blocking flock so a stuck holder turns into code 11 instead of a hang.
-/// (fs2 is called fully qualified: std ≥ 1.89 has inherent `File` lock methods with the
-/// same names and different signatures.)
+/// Waits for the store's flock; a stuck holder turns into code 11 instead of a hang.
 fn acquire(file: &File, path: &Path, timeout: Duration) -> Result<(), Error> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match fs2::FileExt::try_lock_exclusive(file) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {}
-            Err(e) => return Err(Error::io("lock", path, e)),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::LockTimeout {
-                path: path.to_path_buf(),
-                secs: timeout.as_secs(),
-            });
-        }
-        // Short first sleeps keep the common (briefly contended) case fast.
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
+    match fsio::lock_exclusive_within(file, timeout) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::LockTimeout {
+            path: path.to_path_buf(),
+            secs: timeout.as_secs(),
+        }),
+        Err(e) => Err(Error::io("lock", path, e)),
     }
 }
 

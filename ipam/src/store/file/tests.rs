@@ -7,6 +7,7 @@ use conf::ipamconf::IpamConfig;
 use conf::netconf::NetConf;
 use conf::{CmdArgs, ErrorCode};
 use std::sync::{Arc, Barrier};
+use std::time::Instant;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
