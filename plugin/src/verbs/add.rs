@@ -92,11 +92,13 @@ impl Add<'_> {
         let host_link = self.create_veth(host, br.header.index).await?;
         laps.lap("veth");
         self.configure_port(host, &host_link, vlan, &trunk).await?;
+        laps.lap("port");
         let ctr_link = netlink::link_by_name(&ctr, ifname).await?.ok_or_else(|| {
             Error::Check(format!(
                 "container interface {ifname} vanished after creation"
             ))
         })?;
+        laps.lap("container link");
         let gateways = gateways(self.conf, &mut ipres);
         self.configure_container(&ctr, ctr_link.header.index, &ipres, &gateways)
             .await?;
@@ -104,6 +106,7 @@ impl Add<'_> {
         // Held from the gateway to the registration, so a concurrent DEL of the
         // network's last attachment cannot remove the gateway or firewall under us.
         let st = NetState::lock(self.conf.state_dir(), &self.conf.name)?;
+        laps.lap("state lock");
         let res = self
             .attach_locked(&st, host, &br, vlan, ipres, &gateways)
             .await;
