@@ -69,6 +69,12 @@ fn ensure_firewall(conf: &NetConf, st: &NetState, subnets: &[IpNetwork]) -> Resu
             }
         }
     }
+    // Recorded first: if this process is killed while nft runs, the pending stamp makes
+    // the next ADD reinstall and the last DEL or GC remove whatever nft got to do.
+    st.set_firewall(Some(&FirewallStamp {
+        pending: true,
+        ..want.clone()
+    }))?;
     firewall::install(&NetworkRules {
         network: &conf.name,
         subnets: &want.subnets,
@@ -93,7 +99,7 @@ pub fn detach(st: &NetState, conf: &NetConf, att: &Attachment) -> Result<bool> {
 fn schedule_teardown(st: &NetState, conf: &NetConf) -> Result<()> {
     let delay = conf.firewall_teardown_delay();
     if delay.is_zero() {
-        return remove_firewall(st, &conf.name);
+        return remove_firewall(st, &conf.name, false);
     }
     if matches!(st.firewall(), Ok(None)) {
         return Ok(());
@@ -146,24 +152,25 @@ pub fn reap(state_dir: &str, network: &str) -> Result<()> {
             continue;
         }
         if st.is_empty()? {
-            remove_firewall(&st, network)?;
+            remove_firewall(&st, network, false)?;
         }
         return st.set_teardown(None);
     }
 }
 
-/// GC: removes the firewall state at once when the network is unused. Returns whether
-/// the network is unused.
-pub fn remove_now_if_unused(st: &NetState, network: &str) -> Result<bool> {
+/// GC: removes the firewall state at once when the network is unused — for a network
+/// that uses a firewall even without a stamp, as GC is the catch-all. Returns whether the
+/// network is unused.
+pub fn remove_now_if_unused(st: &NetState, conf: &NetConf) -> Result<bool> {
     if !st.is_empty()? {
         return Ok(false);
     }
-    remove_firewall(st, network)?;
+    remove_firewall(st, &conf.name, wants_firewall(conf))?;
     st.set_teardown(None)?;
     Ok(true)
 }
 
-fn remove_firewall(st: &NetState, network: &str) -> Result<()> {
+fn remove_firewall(st: &NetState, network: &str, even_without_stamp: bool) -> Result<()> {
     // A corrupt stamp must not keep rules alive forever: treat it as "installed".
     let stamp = st.firewall().unwrap_or_else(|e| {
         log::warn!("{e}");
@@ -173,11 +180,13 @@ fn remove_firewall(st: &NetState, network: &str) -> Result<()> {
             subnets: vec![],
             masquerade: true,
             isolate: true,
+            pending: true,
         })
     });
-    if let Some(s) = stamp {
-        firewall::remove(network, &s.subnets).map_err(Error::from)?;
-        st.set_firewall(None)?;
+    match stamp {
+        Some(s) => firewall::remove(network, &s.subnets)?,
+        None if even_without_stamp => firewall::remove(network, &[])?,
+        None => return Ok(()),
     }
-    Ok(())
+    st.set_firewall(None)
 }

@@ -45,6 +45,10 @@ pub struct FirewallStamp {
     pub subnets: Vec<IpNetwork>,
     pub masquerade: bool,
     pub isolate: bool,
+    /// Written before `nft` runs and cleared after it succeeded: a process killed in
+    /// between leaves a stamp that makes the next ADD reinstall and DEL/GC remove.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 impl FirewallStamp {
@@ -67,12 +71,14 @@ impl FirewallStamp {
             subnets,
             masquerade,
             isolate,
+            pending: false,
         })
     }
 
     /// True when `self` (installed) already covers `want`.
     pub fn covers(&self, want: &FirewallStamp) -> bool {
-        self.boot_id == want.boot_id
+        !self.pending
+            && self.boot_id == want.boot_id
             && self.netns_inode == want.netns_inode
             && self.masquerade == want.masquerade
             && self.isolate == want.isolate
@@ -299,6 +305,8 @@ mod tests {
         let mut c = a.clone();
         c.boot_id = "other".into();
         assert!(!c.covers(&a));
+        let pending = FirewallStamp { pending: true, ..a.clone() };
+        assert!(!pending.covers(&a), "a stamp whose nft may not have run covers nothing");
     }
 
     #[test]

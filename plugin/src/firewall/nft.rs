@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -37,7 +38,17 @@ fn run(args: &[&str], stdin: Option<&[u8]>, what: &str) -> Result<Output, Error>
         program: program.clone(),
         source,
     };
-    let mut child = Command::new(&program)
+    let mut cmd = Command::new(&program);
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of the parent. If
+    // vbridge is killed while nft runs (the runtime gave up on it), nft must not go on and
+    // change rules after the next DEL or GC has cleaned up.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

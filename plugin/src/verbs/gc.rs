@@ -45,7 +45,7 @@ pub fn gc(req: &Request) -> Result<()> {
         Ok(ipam) => errs.extend(ipam.gc(&valid).err()),
         Err(e) => errs.push(e),
     }
-    match network::remove_now_if_unused(&st, &conf.name) {
+    match network::remove_now_if_unused(&st, &conf) {
         Ok(true) => {
             if let Some(v) = super::del::vlan_gateway(&conf) {
                 let gone = runtime().and_then(|rt| {
