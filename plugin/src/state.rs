@@ -305,8 +305,14 @@ mod tests {
         let mut c = a.clone();
         c.boot_id = "other".into();
         assert!(!c.covers(&a));
-        let pending = FirewallStamp { pending: true, ..a.clone() };
-        assert!(!pending.covers(&a), "a stamp whose nft may not have run covers nothing");
+        let pending = FirewallStamp {
+            pending: true,
+            ..a.clone()
+        };
+        assert!(
+            !pending.covers(&a),
+            "a stamp whose nft may not have run covers nothing"
+        );
     }
 
     #[test]
