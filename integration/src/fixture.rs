@@ -163,6 +163,24 @@ impl TestNet {
         exec(self.host.path(), bin, &cni_env(command, att), stdin)
     }
 
+    /// After a DEL: the port is off the bridge at once, and the veth pair (host end and the
+    /// container's `eth0`) is gone shortly after — vbridge deletes it from a detached
+    /// process, as the kernel takes 10–20 ms for it.
+    pub fn assert_links_released(&self, c: &Container) {
+        assert!(
+            crate::ip::bridge_ports(&self.host, &self.bridge).is_empty(),
+            "host veth still on the bridge after DEL"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while crate::ip::link(&c.ns, "eth0").is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            crate::ip::link(&c.ns, "eth0").is_none(),
+            "container iface survived DEL"
+        );
+    }
+
     /// True if `vbridge-ipam` can still hand out an address of this world's pool (it is then
     /// released again). With a /30 pool this proves no reservation is held.
     pub fn pool_has_free_address(&self) -> bool {

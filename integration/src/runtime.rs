@@ -281,7 +281,8 @@ impl Runtime {
     }
 }
 
-fn no_attachment() -> Attachment {
+/// The empty attachment of list-wide verbs (GC, STATUS), as libcni sends them.
+pub fn no_attachment() -> Attachment {
     Attachment {
         container_id: String::new(),
         netns: String::new(),

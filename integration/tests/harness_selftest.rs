@@ -34,14 +34,7 @@ fn reference_bridge_add_check_del() {
     rt.del(&c.att).unwrap_or_else(|e| panic!("{e}"));
     rt.del(&c.att)
         .unwrap_or_else(|e| panic!("repeated DEL: {e}"));
-    assert!(
-        ip::link(&c.ns, "eth0").is_none(),
-        "container iface survived DEL"
-    );
-    assert!(
-        ip::bridge_ports(&net.host, &net.bridge).is_empty(),
-        "host veth survived DEL"
-    );
+    net.assert_links_released(&c);
 }
 
 #[test]

@@ -74,14 +74,7 @@ fn lifecycle(version: &str) {
         outs.iter().all(|o| o.stdout.trim().is_empty()),
         "DEL printed: {outs:?}"
     );
-    assert!(
-        ip::link(&c.ns, "eth0").is_none(),
-        "container iface survived DEL"
-    );
-    assert!(
-        ip::bridge_ports(&net.host, &net.bridge).is_empty(),
-        "host veth survived DEL"
-    );
+    net.assert_links_released(&c);
 }
 
 #[test]

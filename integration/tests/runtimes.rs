@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use integration::result::{gateway_of, ip_of};
-use integration::runtime::cni_env;
+use integration::runtime::{cni_env, no_attachment};
 use integration::{exec, ip, ipam_ls, paths, probe, Attachment, Container, Output, Runtime};
 use integration::{Netns, TestNet};
 use serde_json::{json, Value};
@@ -32,17 +32,6 @@ fn assert_all_released(net: &TestNet) {
     );
     let held = ipam_ls::reservations(&net.ipam_dir(), &net.name);
     assert!(held.is_empty(), "reservations left: {held:?}");
-}
-
-/// The empty attachment of list-wide verbs (GC, STATUS), as libcni sends them.
-fn no_attachment() -> Attachment {
-    Attachment {
-        container_id: String::new(),
-        netns: String::new(),
-        ifname: String::new(),
-        cni_args: String::new(),
-        capability_args: Default::default(),
-    }
 }
 
 fn assert_silent(outs: &[Output], what: &str) {
