@@ -188,10 +188,7 @@ fn podman_style_add_then_del_with_prev_result() {
     let conf = rt.plugin_config(&rt.conflist()["plugins"][0], Some(&att), Some(&prev));
     assert_eq!(conf["prevResult"], res, "DEL must carry the cached result");
     assert_silent(&rt.del(&att).unwrap_or_else(|e| panic!("DEL: {e}")), "DEL");
-    assert!(
-        ip::link(&c.ns, "eth0").is_none(),
-        "container iface survived"
-    );
+    net.assert_links_released(&c);
     assert_all_released(&net);
 }
 
