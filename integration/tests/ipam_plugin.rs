@@ -113,3 +113,18 @@ fn ipam_add_retry_returns_same_address() {
         "DEL did not release the address"
     );
 }
+
+/// STATUS on an invalid config is a config error (7, naming the field) for both binaries,
+/// not "not available".
+#[test]
+fn status_with_a_bad_config_is_code_7() {
+    let net = TestNet::new();
+    let mut conf = ipam_config(&net, "1.1.0");
+    conf["ipam"]["subnet"] = json!("10.1.0.5/24");
+    let att = Attachment::new("status", &net.host);
+    for bin in [paths::vbridge_ipam(), paths::vbridge()] {
+        let out = net.call(&bin, "STATUS", &att, conf.to_string().as_bytes());
+        let err = out.expect_error(7);
+        assert!(err.msg.contains("subnet"), "{}: {}", bin.display(), err.msg);
+    }
+}

@@ -1,9 +1,10 @@
-//! STATUS: code 50 with the reason when an ADD could not succeed.
+//! STATUS: code 50 with the reason when an ADD could not succeed. An invalid config is
+//! reported as such (code 7, naming the field), as every other verb and `vbridge` do.
 
 use conf::skel::Request;
 use ipam::Error;
 
 pub fn run(req: &Request) -> Result<(), Error> {
-    let (_, cfg) = super::load(req).map_err(|e| Error::NotAvailable(e.to_string()))?;
+    let (_, cfg) = super::load(req)?;
     ipam::status(&cfg)
 }
