@@ -957,3 +957,38 @@ fn previous_boot_reservation_reclaimed_on_full_pool() {
     );
     assert_store(&net.ipam_dir(), &net.name, 1);
 }
+
+/// STATUS of a network that needs nftables is 50 when `nft` cannot run. The plugin runs
+/// in a private mount namespace where /usr/sbin/nft is /bin/false (nothing outside it
+/// changes).
+#[test]
+fn status_without_usable_nft_is_50() {
+    let net = TestNet::new();
+    let conf = net.flat_config("1.1.0").to_string();
+    let script = format!(
+        "mount --bind /bin/false /usr/sbin/nft && exec nsenter --net={} {}",
+        net.host.path_str(),
+        paths::vbridge().display()
+    );
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", "STATUS")
+        .env("CNI_PATH", paths::bin_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(conf.as_bytes())
+        .expect("write config");
+    let out = child.wait_with_output().expect("wait");
+    let err: Value = serde_json::from_slice(&out.stdout).expect("error JSON on stdout");
+    assert!(!out.status.success());
+    assert_eq!(err["code"], 50, "{err}");
+    assert!(err["msg"].as_str().unwrap_or("").contains("nft"), "{err}");
+}
