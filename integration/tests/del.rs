@@ -87,3 +87,31 @@ fn del_with_empty_netns_succeeds() {
     rt.del(&att).unwrap_or_else(|e| panic!("DEL: {e}"));
     assert!(net.pool_has_free_address(), "address not released");
 }
+
+/// Reconnecting right after a DEL (same container, same ifname, same netns) works even
+/// when the DEL's background deletion of the veth has not run yet: the pair is retired
+/// (down, off the bridge) but its container end still exists. That state is made by
+/// hand here (the retire half of a DEL), so the test does not depend on winning a race.
+#[test]
+fn add_over_a_retired_pair_of_the_same_attachment() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let host_veth = res["interfaces"][1]["name"]
+        .as_str()
+        .expect("host veth")
+        .to_string();
+    ip::must_run_in(&net.host, &["ip", "link", "set", &host_veth, "nomaster"]);
+    ip::must_run_in(&net.host, &["ip", "link", "set", &host_veth, "down"]);
+    let res = rt
+        .add(&c.att)
+        .unwrap_or_else(|e| panic!("ADD over a retired pair: {e}"));
+    rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    assert!(
+        ip::ping(&c.ns, integration::result::gateway_of(&res)),
+        "no ping after the re-ADD"
+    );
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    assert_no_host_veth(&net);
+}

@@ -344,13 +344,18 @@ pub async fn retire(h: &Handle, index: u32) -> Result<()> {
     }
 }
 
+/// Down and without a master: taken out of service by `retire`.
+pub fn is_retired(l: &LinkMessage) -> bool {
+    !is_up(l) && link_controller(l).is_none()
+}
+
 /// Deletes link `index` only if it is still the retired `name` (down, no master): a new
 /// link may have taken the name meanwhile, and indexes are not reused soon.
 pub async fn delete_retired(h: &Handle, index: u32, name: &str) -> Result<()> {
     let Some(l) = link_by_index(h, index).await? else {
         return Ok(());
     };
-    if link_name(&l) != name || is_up(&l) || link_controller(&l).is_some() {
+    if link_name(&l) != name || !is_retired(&l) {
         return Ok(());
     }
     match h.link().del(index).execute().await {

@@ -63,6 +63,13 @@ impl Add<'_> {
         let ctr = netlink::connect_in(self.ns)?;
         laps.lap("netns socket");
         let ifname = &self.req.args.ifname;
+        // A DEL of this attachment may have retired the pair a moment ago, its deletion
+        // still pending: finish it now, or its container end would look like a clash.
+        if let Some(l) = netlink::link_by_name(host, &self.host_veth).await? {
+            if netlink::is_retired(&l) {
+                netlink::delete_retired(host, l.header.index, &self.host_veth).await?;
+            }
+        }
         if netlink::link_by_name(&ctr, ifname).await?.is_some() {
             return Err(Error::InterfaceExists(format!(
                 "interface {ifname:?} (CNI_IFNAME) already exists in netns {}",
