@@ -132,6 +132,7 @@ impl FileStore {
         let locked = LockedStore {
             fs: self,
             _lock: file,
+            unsynced: std::cell::RefCell::new(Vec::new()),
         };
         locked.prepare()?;
         Ok(locked)
@@ -273,6 +274,8 @@ pub struct LockedStore {
     fs: FileStore,
     /// Holds the flock; closing it (on drop) releases the lock.
     _lock: File,
+    /// Directories whose new entries an ADD has not fsynced yet (see `commit`).
+    unsynced: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl LockedStore {
@@ -416,13 +419,32 @@ impl LockedStore {
         Ok(())
     }
 
+    /// Each record's data is fsynced before its name appears (so a power loss never
+    /// leaves an empty record under a real name); the directory entries are fsynced by
+    /// `commit` after the lock is released, so concurrent ADDs do not queue behind each
+    /// other's directory syncs (the file system then commits them together).
     fn apply_add(&self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error> {
         let record = encode(&Record::new(att.clone(), self.fs.boot_id()))?;
         for ip in ips {
             self.create_record(*ip, &record, att)?;
         }
         self.write(&self.fs.att_path(att)?, &encode(&ips)?, true)?;
-        self.sync_record_dirs()
+        self.unsynced
+            .borrow_mut()
+            .extend([self.fs.dir.join(IPS), self.fs.dir.join(ATTACHMENTS)]);
+        Ok(())
+    }
+
+    /// Releases the lock, then makes this ADD's new directory entries durable. Call it
+    /// before telling the runtime about the addresses: a power loss before that point
+    /// only leaves previous-boot reservations (or none).
+    pub fn commit(self) -> Result<(), Error> {
+        let dirs = self.unsynced.take();
+        drop(self);
+        for d in &dirs {
+            fsio::sync_dir(d).map_err(|e| Error::io("sync", d, e))?;
+        }
+        Ok(())
     }
 
     /// Creates `ips/<ip>`; the link fails if the name exists, so even a bug in the
