@@ -173,7 +173,7 @@ mod tests {
         let mut elems: HashMap<String, Vec<Value>> = HashMap::new();
         for c in batch["nftables"].as_array().expect("array") {
             if let Some(gone) = c.get("delete").and_then(|d| d.get("chain")) {
-                objects.retain(|o| o.get("chain").map_or(true, |c| c["name"] != gone["name"]));
+                objects.retain(|o| o.get("chain").is_none_or(|c| c["name"] != gone["name"]));
             }
             let Some(add) = c.get("add") else { continue };
             let (kind, body) = add.as_object().expect("obj").iter().next().expect("kind");
