@@ -26,7 +26,7 @@ fn ipam_call(net: &TestNet, command: &str, att: &Attachment, conf: &Value) -> in
 fn assert_abbreviated(net: &TestNet, res: &Value, version: &str) {
     assert_eq!(res["cniVersion"], version, "{res}");
     assert!(
-        res["interfaces"].as_array().map_or(true, |v| v.is_empty()),
+        res["interfaces"].as_array().is_none_or(|v| v.is_empty()),
         "IPAM result has interfaces: {res}"
     );
     let ip0 = &res["ips"][0];
