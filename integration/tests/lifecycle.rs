@@ -144,3 +144,37 @@ fn gc_releases_unlisted_reservation() {
         "GC did not release the unlisted reservation"
     );
 }
+
+/// A plugin given a `prevResult` on ADD passes it on: vbridge appends its own interfaces
+/// and addresses and shifts their interface indexes past the previous ones.
+#[test]
+fn add_passes_a_prev_result_on() {
+    let net = TestNet::new();
+    let c = Container::new();
+    let mut conf = net.flat_config("1.1.0");
+    conf["prevResult"] = serde_json::json!({
+        "cniVersion": "1.1.0",
+        "interfaces": [{"name": "tap0", "mac": "02:00:00:00:00:01"}],
+        "ips": [{"address": "192.0.2.9/24", "interface": 0}]
+    });
+    let out = net.call(
+        &paths::vbridge(),
+        "ADD",
+        &c.att,
+        conf.to_string().as_bytes(),
+    );
+    assert!(out.success(), "{out}");
+    let res: Value = serde_json::from_str(&out.stdout).expect("result JSON");
+    assert_eq!(res["interfaces"][0]["name"], "tap0", "{res}");
+    assert_eq!(res["interfaces"].as_array().map(Vec::len), Some(4), "{res}");
+    assert_eq!(res["ips"][0]["address"], "192.0.2.9/24", "{res}");
+    assert_eq!(res["ips"][1]["interface"], 3, "{res}");
+    assert_eq!(res["interfaces"][3]["name"], "eth0", "{res}");
+    let del = net.call(
+        &paths::vbridge(),
+        "DEL",
+        &c.att,
+        conf.to_string().as_bytes(),
+    );
+    assert!(del.success(), "{del}");
+}

@@ -127,7 +127,11 @@ impl Add<'_> {
         }
         let ipres = res?;
         laps.lap("gateway and state");
-        Ok(self.result(&br, &host_link, &ctr_link, ipres, &gateways))
+        let ours = self.result(&br, &host_link, &ctr_link, ipres, &gateways);
+        match &self.conf.prev_result {
+            Some(prev) => Ok(chain(CniResult::from_value(prev)?, ours)),
+            None => Ok(ours),
+        }
     }
 
     async fn attach_locked(
@@ -326,6 +330,24 @@ impl Add<'_> {
     }
 }
 
+/// The spec asks a plugin given a `prevResult` on ADD to pass it on, modified: ours is
+/// appended (interface indexes shifted past the previous ones), and our DNS, if any,
+/// replaces the previous.
+fn chain(prev: CniResult, ours: CniResult) -> CniResult {
+    let offset = prev.interfaces.len();
+    let mut out = prev;
+    out.interfaces.extend(ours.interfaces);
+    out.ips.extend(ours.ips.into_iter().map(|i| IpConfig {
+        interface: i.interface.map(|n| n + offset),
+        ..i
+    }));
+    out.routes.extend(ours.routes);
+    if !ours.dns.is_empty() {
+        out.dns = ours.dns;
+    }
+    out
+}
+
 /// The gateway of each family: IPAM's, else (in gateway mode) the subnet's first
 /// address, as the reference does. Adds the default routes `isDefaultGateway` asks for.
 fn gateways(conf: &NetConf, r: &mut CniResult) -> Vec<IpAddr> {
@@ -404,6 +426,34 @@ mod tests {
         let plain = conf(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge"}"#);
         let mut r = ipres(&[("10.0.0.5/24", None)]);
         assert!(gateways(&plain, &mut r).is_empty());
+    }
+
+    #[test]
+    fn prev_result_is_passed_on_with_ours_appended() {
+        let prev = CniResult {
+            interfaces: vec![Interface {
+                name: "tap0".into(),
+                ..Default::default()
+            }],
+            ips: ipres(&[("192.0.2.5/24", None)]).ips,
+            ..Default::default()
+        };
+        let mut ours = ipres(&[("10.0.0.5/24", Some("10.0.0.1"))]);
+        ours.interfaces = vec![
+            Interface::default(),
+            Interface::default(),
+            Interface::default(),
+        ];
+        ours.ips[0].interface = Some(2);
+        let out = chain(prev, ours);
+        assert_eq!(out.interfaces.len(), 4);
+        assert_eq!(out.interfaces[0].name, "tap0");
+        assert_eq!(out.ips.len(), 2);
+        assert_eq!(
+            out.ips[1].interface,
+            Some(3),
+            "index shifted past the previous interfaces"
+        );
     }
 
     #[test]
