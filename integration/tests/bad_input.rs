@@ -220,3 +220,13 @@ fn version_lists_supported_versions() {
         assert_eq!(out.json()["supportedVersions"], expected, "{out}");
     }
 }
+
+/// CNI_NETNS naming the namespace the plugin runs in (the host) is refused: the container
+/// end would land in the host.
+#[test]
+fn own_netns_as_cni_netns_is_4() {
+    let (net, c) = world();
+    let mut att = c.att.clone();
+    att.netns = net.host.path_str();
+    reject_att(&net, &c, &att, 4);
+}

@@ -47,6 +47,27 @@ impl Netns {
         Self::open("/proc/thread-self/ns/net")
     }
 
+    /// Refuses the namespace the plugin itself runs in: the container end would land in
+    /// the host, and DEL would then remove a host interface (libcni's skel refuses it
+    /// too, unless CNI_NETNS_OVERRIDE is set).
+    pub fn ensure_not_own(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let own = std::fs::metadata("/proc/thread-self/ns/net")
+            .map_err(|e| Error::io("failed to stat the plugin's netns", e))?;
+        let this = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(format!("failed to stat netns {:?}", self.path), e))?;
+        let overridden = std::env::var("CNI_NETNS_OVERRIDE").is_ok_and(|v| v == "1" || v == "true");
+        if own.dev() == this.dev() && own.ino() == this.ino() && !overridden {
+            return Err(Error::Conf(conf::Error::Env(format!(
+                "CNI_NETNS {:?} is the plugin's own network namespace; give the container's",
+                self.path
+            ))));
+        }
+        Ok(())
+    }
+
     pub fn path(&self) -> &str {
         &self.path
     }

@@ -24,6 +24,7 @@ pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
     let ipam = IpamClient::new(&conf, req)?;
     let ns = Netns::open(&req.args.netns)?;
+    ns.ensure_not_own()?;
     let rt = runtime()?;
     let result = rt.block_on(async {
         let mut a = Add {
