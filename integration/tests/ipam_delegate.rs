@@ -1,0 +1,68 @@
+//! IPAM types other than `vbridge-ipam` are exec'd from CNI_PATH the way libcni's invoke
+//! does: same stdin, CNI_COMMAND overridden, DEL and CHECK forwarded, the delegate's own
+//! error code passed through.
+
+use integration::result::{gateway_of, ip_of};
+use integration::runtime::cni_env;
+use integration::{exec, ip, paths, Container, TestNet};
+use serde_json::json;
+use std::path::Path;
+
+/// Debian's host-local as the delegate: its reservation file appears on ADD, CHECK is
+/// forwarded and passes, DEL removes the file.
+#[test]
+fn host_local_as_delegate() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["ipam"] = net.ipam("host-local");
+    let rt = net.runtime(net.conflist("1.0.0", vec![plugin]));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let addr = ip_of(&res);
+    assert!(net.subnet.contains(addr), "{res}");
+    let record = Path::new(&net.ipam_dir())
+        .join(&net.name)
+        .join(addr.to_string());
+    assert!(
+        record.exists(),
+        "host-local has no reservation file {}",
+        record.display()
+    );
+    assert!(ip::ping(&c.ns, gateway_of(&res)), "no ping to the gateway");
+    rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    assert!(!record.exists(), "DEL was not forwarded to host-local");
+}
+
+/// The delegate's error code reaches the runtime unchanged, and the failed ADD leaves
+/// nothing behind. The delegate is vbridge-ipam under another name (so it is exec'd), on
+/// a /30 whose one address is taken: its code 100 must come through.
+#[test]
+fn delegate_error_code_is_passed_through() {
+    let net = TestNet::with_prefix(30);
+    let dir = net.tmp.sub("plugins");
+    std::fs::create_dir_all(&dir).expect("plugin dir");
+    std::os::unix::fs::symlink(paths::vbridge_ipam(), Path::new(&dir).join("other-ipam"))
+        .expect("symlink");
+    let mut conf = net.flat_config("1.0.0");
+    conf["ipam"]["type"] = json!("other-ipam");
+    let stdin = conf.to_string();
+    let call = |c: &Container| {
+        let mut env = cni_env("ADD", &c.att);
+        env.retain(|(k, _)| k != "CNI_PATH");
+        env.push(("CNI_PATH".into(), format!("{dir}:{}", paths::cni_path())));
+        exec(net.host.path(), &paths::vbridge(), &env, stdin.as_bytes())
+    };
+    let (a, b) = (Container::new(), Container::new());
+    let first = call(&a);
+    assert!(first.success(), "first ADD: {first}");
+    let ports_before = ip::bridge_ports(&net.host, &net.bridge).len();
+    let err = call(&b).expect_error(100);
+    assert!(err.msg.contains("other-ipam"), "{}", err.msg);
+    assert_eq!(
+        ip::bridge_ports(&net.host, &net.bridge).len(),
+        ports_before,
+        "failed ADD left a port"
+    );
+    assert!(ip::link(&b.ns, "eth0").is_none(), "failed ADD left eth0");
+}
