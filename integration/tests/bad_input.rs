@@ -230,3 +230,58 @@ fn own_netns_as_cni_netns_is_4() {
     att.netns = net.host.path_str();
     reject_att(&net, &c, &att, 4);
 }
+
+/// `bridge` naming an existing link that is not a bridge: 106, that link untouched.
+#[test]
+fn bridge_name_of_a_non_bridge_link_is_106() {
+    let (net, c) = world();
+    let h = net.host.name();
+    for args in [
+        vec![
+            "-n",
+            h,
+            "link",
+            "add",
+            &net.bridge,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vbpeer0",
+        ],
+        vec!["-n", h, "link", "set", &net.bridge, "up"],
+    ] {
+        let out = std::process::Command::new("ip")
+            .args(&args)
+            .output()
+            .expect("ip");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    }
+    let conf = net.flat_config("1.0.0");
+    reject_conf(&net, &c, &conf, 106);
+    let kind = ip::link(&net.host, &net.bridge).and_then(|l| l.kind().map(str::to_string));
+    assert_eq!(kind.as_deref(), Some("veth"));
+}
+
+/// CNI_IFNAME already present in the container: 103, and the address is not taken.
+#[test]
+fn existing_ifname_in_the_container_is_103() {
+    let (net, c) = world();
+    let out = std::process::Command::new("ip")
+        .args([
+            "-n",
+            c.ns.name(),
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "other0",
+        ])
+        .output()
+        .expect("ip");
+    assert!(out.status.success(), "{out:?}");
+    reject_att(&net, &c, &c.att, 103);
+}

@@ -1,0 +1,79 @@
+//! What ADD sets on the links: the container MAC from each of the three sources, the
+//! bridge MAC pinned across attachments, the MTU on both veth ends.
+
+use integration::{ip, Container, TestNet};
+use serde_json::{json, Value};
+
+fn container_mac(res: &Value) -> String {
+    res["interfaces"][2]["mac"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn mac_from_runtime_config_args_and_cni_args() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["capabilities"] = json!({"mac": true});
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let cases: [(&str, Box<dyn Fn(&mut integration::Attachment)>); 3] = [
+        (
+            "02:aa:00:00:00:01",
+            Box::new(|a| a.cni_args = "IgnoreUnknown=1;MAC=02:aa:00:00:00:01".into()),
+        ),
+        (
+            "02:aa:00:00:00:02",
+            Box::new(|a| {
+                a.capability_args
+                    .insert("mac".into(), json!("02:aa:00:00:00:02"));
+            }),
+        ),
+        (
+            "02:aa:00:00:00:03",
+            Box::new(|a| {
+                a.cni_args = "IgnoreUnknown=1;MAC=02:aa:00:00:00:09".into();
+                a.capability_args
+                    .insert("mac".into(), json!("02:aa:00:00:00:03"));
+            }),
+        ),
+    ];
+    for (want, set) in cases {
+        let c = Container::new();
+        let mut att = c.att.clone();
+        set(&mut att);
+        let res = rt.add(&att).unwrap_or_else(|e| panic!("ADD: {e}"));
+        assert_eq!(container_mac(&res), want, "{res}");
+        let live = ip::link(&c.ns, "eth0")
+            .and_then(|l| l.address)
+            .unwrap_or_default();
+        assert_eq!(live, want, "MAC in the container");
+        rt.del(&att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    }
+}
+
+#[test]
+fn bridge_mac_is_pinned_and_mtu_is_applied() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["mtu"] = json!(1400);
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let cs: Vec<Container> = (0..4).map(|_| Container::new()).collect();
+    let first = rt.add(&cs[0].att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let bridge_mac = first["interfaces"][0]["mac"].clone();
+    for c in &cs[1..] {
+        let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+        assert_eq!(
+            res["interfaces"][0]["mac"], bridge_mac,
+            "bridge MAC changed"
+        );
+    }
+    let live = ip::link(&net.host, &net.bridge).and_then(|l| l.address);
+    assert_eq!(live.as_deref(), bridge_mac.as_str(), "bridge MAC changed");
+    let veth = first["interfaces"][1]["name"].as_str().expect("host veth");
+    assert_eq!(ip::link(&net.host, veth).and_then(|l| l.mtu), Some(1400));
+    assert_eq!(ip::link(&cs[0].ns, "eth0").and_then(|l| l.mtu), Some(1400));
+    for c in &cs {
+        rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    }
+}
