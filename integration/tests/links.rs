@@ -17,31 +17,25 @@ fn mac_from_runtime_config_args_and_cni_args() {
     let mut plugin = net.vbridge_plugin();
     plugin["capabilities"] = json!({"mac": true});
     let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
-    let cases: [(&str, Box<dyn Fn(&mut integration::Attachment)>); 3] = [
-        (
-            "02:aa:00:00:00:01",
-            Box::new(|a| a.cni_args = "IgnoreUnknown=1;MAC=02:aa:00:00:00:01".into()),
-        ),
-        (
-            "02:aa:00:00:00:02",
-            Box::new(|a| {
-                a.capability_args
-                    .insert("mac".into(), json!("02:aa:00:00:00:02"));
-            }),
-        ),
+    // (expected MAC, CNI_ARGS MAC=, runtimeConfig.mac): runtimeConfig wins.
+    let cases = [
+        ("02:aa:00:00:00:01", Some("02:aa:00:00:00:01"), None),
+        ("02:aa:00:00:00:02", None, Some("02:aa:00:00:00:02")),
         (
             "02:aa:00:00:00:03",
-            Box::new(|a| {
-                a.cni_args = "IgnoreUnknown=1;MAC=02:aa:00:00:00:09".into();
-                a.capability_args
-                    .insert("mac".into(), json!("02:aa:00:00:00:03"));
-            }),
+            Some("02:aa:00:00:00:09"),
+            Some("02:aa:00:00:00:03"),
         ),
     ];
-    for (want, set) in cases {
+    for (want, cni_args_mac, runtime_mac) in cases {
         let c = Container::new();
         let mut att = c.att.clone();
-        set(&mut att);
+        if let Some(m) = cni_args_mac {
+            att.cni_args = format!("IgnoreUnknown=1;MAC={m}");
+        }
+        if let Some(m) = runtime_mac {
+            att.capability_args.insert("mac".into(), json!(m));
+        }
         let res = rt.add(&att).unwrap_or_else(|e| panic!("ADD: {e}"));
         assert_eq!(container_mac(&res), want, "{res}");
         let live = ip::link(&c.ns, "eth0")
