@@ -958,13 +958,9 @@ fn previous_boot_reservation_reclaimed_on_full_pool() {
     assert_store(&net.ipam_dir(), &net.name, 1);
 }
 
-/// STATUS of a network that needs nftables is 50 when `nft` cannot run. The plugin runs
-/// in a private mount namespace where /usr/sbin/nft is /bin/false (nothing outside it
-/// changes).
-#[test]
-fn status_without_usable_nft_is_50() {
-    let net = TestNet::new();
-    let conf = net.flat_config("1.1.0").to_string();
+/// Runs vbridge like the harness does, but in a private mount namespace where
+/// /usr/sbin/nft is /bin/false (nothing outside that namespace changes).
+fn vbridge_without_nft(net: &TestNet, env: &[(String, String)], conf: &str) -> (bool, Value) {
     let script = format!(
         "mount --bind /bin/false /usr/sbin/nft && exec nsenter --net={} {}",
         net.host.path_str(),
@@ -974,8 +970,7 @@ fn status_without_usable_nft_is_50() {
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_COMMAND", "STATUS")
-        .env("CNI_PATH", paths::bin_dir())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -987,8 +982,46 @@ fn status_without_usable_nft_is_50() {
         .write_all(conf.as_bytes())
         .expect("write config");
     let out = child.wait_with_output().expect("wait");
-    let err: Value = serde_json::from_slice(&out.stdout).expect("error JSON on stdout");
-    assert!(!out.status.success());
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.success(), v)
+}
+
+/// STATUS of a network that needs nftables is 50 when `nft` cannot run.
+#[test]
+fn status_without_usable_nft_is_50() {
+    let net = TestNet::new();
+    let conf = net.flat_config("1.1.0").to_string();
+    let env = vec![
+        ("CNI_COMMAND".to_string(), "STATUS".to_string()),
+        (
+            "CNI_PATH".to_string(),
+            paths::bin_dir().display().to_string(),
+        ),
+    ];
+    let (ok, err) = vbridge_without_nft(&net, &env, &conf);
+    assert!(!ok);
     assert_eq!(err["code"], 50, "{err}");
     assert!(err["msg"].as_str().unwrap_or("").contains("nft"), "{err}");
+}
+
+/// Without nft an ipMasq ADD fails (108) and rolls back, and the runtime's DEL that
+/// follows still succeeds, with the teardown done by the DEL itself (delay 0).
+#[test]
+fn add_without_nft_fails_cleanly_and_del_succeeds() {
+    let net = TestNet::with_prefix(30);
+    let c = Container::new();
+    let mut conf = net.flat_config("1.1.0");
+    conf["firewallTeardownDelayMs"] = json!(0);
+    let conf = conf.to_string();
+    let env = |cmd: &str| integration::runtime::cni_env(cmd, &c.att);
+    let (ok, err) = vbridge_without_nft(&net, &env("ADD"), &conf);
+    assert!(!ok);
+    assert_eq!(err["code"], 108, "{err}");
+    assert!(
+        ip::bridge_ports(&net.host, &net.bridge).is_empty(),
+        "ADD left a port"
+    );
+    let (ok, out) = vbridge_without_nft(&net, &env("DEL"), &conf);
+    assert!(ok, "DEL after the failed ADD: {out}");
+    assert!(net.pool_has_free_address(), "the address was not released");
 }

@@ -99,7 +99,16 @@ pub fn detach(st: &NetState, conf: &NetConf, att: &Attachment) -> Result<bool> {
 fn schedule_teardown(st: &NetState, conf: &NetConf) -> Result<()> {
     let delay = conf.firewall_teardown_delay();
     if delay.is_zero() {
-        return remove_firewall(st, &conf.name, false);
+        // The rules belong to the network, not to the attachment being deleted: failing
+        // to remove them must not fail (and wedge) this DEL. The stamp stays, so GC or
+        // the next emptying DEL retries.
+        if let Err(e) = remove_firewall(st, &conf.name, false) {
+            log::error!(
+                "network {}: could not remove its nftables state: {e}",
+                conf.name
+            );
+        }
+        return Ok(());
     }
     if matches!(st.firewall(), Ok(None)) {
         return Ok(());
@@ -188,10 +197,19 @@ fn remove_firewall(st: &NetState, network: &str, even_without_stamp: bool) -> Re
             pending: true,
         })
     });
-    match stamp {
-        Some(s) => firewall::remove(network, &s.subnets)?,
-        None if even_without_stamp => firewall::remove(network, &[])?,
+    let removed = match stamp {
+        Some(s) => firewall::remove(network, &s.subnets),
+        None if even_without_stamp => firewall::remove(network, &[]),
         None => return Ok(()),
+    };
+    match removed {
+        Ok(()) => {}
+        // Without nft no rule of ours can be programmed or removed (an ADD that wanted one
+        // failed with 108); DEL and GC must still succeed.
+        Err(firewall::Error::NftNotFound) => {
+            log::warn!("nft not found: no nftables state to remove")
+        }
+        Err(e) => return Err(e.into()),
     }
     st.set_firewall(None)
 }
