@@ -150,12 +150,11 @@ fn spawn_reaper(conf: &NetConf) -> Result<i32> {
 pub fn reap(state_dir: &str, network: &str) -> Result<()> {
     let me = std::process::id() as i32;
     loop {
-        // The state dir is gone (removed with a test's temp dir, say): nothing to do, and
-        // nothing to recreate. (Not teardown.json: the DEL writes it after spawning us.)
-        if !std::path::Path::new(state_dir).join(network).exists() {
+        // The state dir may be gone (removed with a test's temp dir, say): then there is
+        // nothing to do, and nothing may be recreated.
+        let Some(st) = NetState::lock_existing(state_dir, network)? else {
             return Ok(());
-        }
-        let st = NetState::lock(state_dir, network)?;
+        };
         let Some(t) = st.teardown()?.filter(|t| t.pid == me) else {
             return Ok(());
         };

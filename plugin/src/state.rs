@@ -125,6 +125,26 @@ impl NetState {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(format!("failed to open {}", lock_path.display()), e))?;
+        Self::locked(dir, f)
+    }
+
+    /// Like `lock`, but never creates anything: `None` when the network has no state
+    /// (the detached reaper must not recreate a directory someone removed).
+    pub fn lock_existing(state_dir: &str, network: &str) -> Result<Option<NetState>> {
+        let dir = Path::new(state_dir).join(network);
+        let lock_path = dir.join("lock");
+        match File::options().write(true).open(&lock_path) {
+            Ok(f) => Self::locked(dir, f).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(
+                format!("failed to open {}", lock_path.display()),
+                e,
+            )),
+        }
+    }
+
+    fn locked(dir: PathBuf, f: File) -> Result<NetState> {
+        let lock_path = dir.join("lock");
         match ipam::store::fsio::lock_exclusive_within(&f, LOCK_WAIT) {
             Ok(true) => {}
             Ok(false) => {
@@ -143,9 +163,11 @@ impl NetState {
         }
         let st = NetState { dir, _lock: f };
         let tmp = st.tmp();
-        ipam::store::fsio::clear_dir(&tmp)
-            .map_err(|e| Error::io(format!("failed to clean {}", tmp.display()), e))?;
-        Ok(st)
+        match ipam::store::fsio::clear_dir(&tmp) {
+            Ok(()) => Ok(st),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(st),
+            Err(e) => Err(Error::io(format!("failed to clean {}", tmp.display()), e)),
+        }
     }
 
     fn tmp(&self) -> PathBuf {
