@@ -129,8 +129,6 @@ pub enum Error {
     Decode { what: String, msg: String },
     #[error("invalid network config: {0}")]
     Config(String),
-    #[error("{0}")]
-    Cni(CniError),
 }
 
 impl Error {
@@ -147,17 +145,13 @@ impl Error {
             Error::Io(_) => ErrorCode::Io,
             Error::Decode { .. } => ErrorCode::Decode,
             Error::Config(_) => ErrorCode::InvalidConfig,
-            Error::Cni(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl From<Error> for CniError {
     fn from(e: Error) -> Self {
-        match e {
-            Error::Cni(c) => c,
-            other => CniError::new(other.code(), other.to_string()),
-        }
+        CniError::new(e.code(), e.to_string())
     }
 }
 

@@ -115,15 +115,20 @@ pub fn bridge_ports(ns: &Netns, bridge: &str) -> Vec<Link> {
         .collect()
 }
 
-/// IPv4 addresses (address, prefix) on one interface.
-pub fn addrs(ns: &Netns, ifname: &str) -> Vec<(Ipv4Addr, u8)> {
-    let v = ip_json(ns, &["-4", "addr", "show", "dev", ifname]);
-    let infos = v
+/// The `addr_info` entries of `ip -j <args>` (e.g. `["-6", "addr", "show", "dev", "eth0"]`).
+pub fn addr_infos(ns: &Netns, args: &[&str]) -> Vec<Value> {
+    ip_json(ns, args)
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default());
-    infos
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// IPv4 addresses (address, prefix) on one interface.
+pub fn addrs(ns: &Netns, ifname: &str) -> Vec<(Ipv4Addr, u8)> {
+    addr_infos(ns, &["-4", "addr", "show", "dev", ifname])
+        .into_iter()
         .filter_map(|a| {
             Some((
                 a["local"].as_str()?.parse().ok()?,

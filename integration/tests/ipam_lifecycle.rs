@@ -401,13 +401,8 @@ fn status_ipam() {
 
 /// Global IPv6 addresses of `dev` with their flags (`tentative`, `dadfailed`, ...).
 fn v6_addrs(ns: &integration::Netns, dev: &str) -> Vec<(String, Vec<String>)> {
-    let v = ip::ip_json(ns, &["-6", "addr", "show", "dev", dev, "scope", "global"]);
-    let infos = v
-        .as_array()
+    ip::addr_infos(ns, &["-6", "addr", "show", "dev", dev, "scope", "global"])
         .into_iter()
-        .flatten()
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default());
-    infos
         .filter_map(|a| {
             let flags = ["tentative", "dadfailed", "optimistic", "deprecated"]
                 .iter()

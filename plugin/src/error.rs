@@ -37,6 +37,9 @@ pub enum Error {
     LockTimeout(String),
     #[error("CHECK failed: {0}")]
     Check(String),
+    /// STATUS: an ADD could not succeed now.
+    #[error("{0}")]
+    NotAvailable(String),
     /// DEL and GC keep going and report every failure at the end.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
@@ -81,6 +84,7 @@ impl Error {
             Error::StateCorrupt(_) => ErrorCode::StoreCorrupt,
             Error::LockTimeout(_) => ErrorCode::TryAgainLater,
             Error::Check(_) => ErrorCode::CheckFailed,
+            Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Many(v) => v.first().map(Error::code).unwrap_or(ErrorCode::Internal),
         }
     }

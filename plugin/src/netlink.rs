@@ -67,7 +67,12 @@ pub async fn delete_link(h: &Handle, name: &str) -> Result<bool> {
     let Some(l) = link_by_name(h, name).await? else {
         return Ok(false);
     };
-    match h.link().del(l.header.index).execute().await {
+    delete_index(h, l.header.index, name).await
+}
+
+/// Deletes link `index` (`name` is for the message); a missing link is success.
+pub async fn delete_index(h: &Handle, index: u32, name: &str) -> Result<bool> {
+    match h.link().del(index).execute().await {
         Ok(()) => Ok(true),
         Err(e) if errno(&e) == Some(ENODEV) => Ok(false),
         Err(e) => Err(Error::netlink(format!("failed to delete link {name}"), e)),
@@ -358,11 +363,7 @@ pub async fn delete_retired(h: &Handle, index: u32, name: &str) -> Result<()> {
     if link_name(&l) != name || !is_retired(&l) {
         return Ok(());
     }
-    match h.link().del(index).execute().await {
-        Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
-        Err(e) => Err(Error::netlink(format!("failed to delete link {name}"), e)),
-    }
+    delete_index(h, index, name).await.map(|_| ())
 }
 
 pub fn link_name(l: &LinkMessage) -> &str {

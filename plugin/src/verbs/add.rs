@@ -64,11 +64,16 @@ impl Add<'_> {
         let ctr = netlink::connect_in(self.ns)?;
         laps.lap("netns socket");
         let ifname = &self.req.args.ifname;
-        // A DEL of this attachment may have retired the pair a moment ago, its deletion
-        // still pending: finish it now, or its container end would look like a clash.
+        // One lookup of our host veth name serves two cases. A DEL of this attachment may
+        // have retired the pair a moment ago, its deletion still pending: finish it now,
+        // or its container end would look like a clash. Any other link of that name is a
+        // leftover (e.g. of a killed ADD), replaced once the container end is known gone.
+        let mut leftover = None;
         if let Some(l) = netlink::link_by_name(host, &self.host_veth).await? {
             if netlink::is_retired(&l) {
                 netlink::delete_retired(host, l.header.index, &self.host_veth).await?;
+            } else {
+                leftover = Some(l.header.index);
             }
         }
         if netlink::link_by_name(&ctr, ifname).await?.is_some() {
@@ -97,7 +102,7 @@ impl Add<'_> {
         let mut ipres = self.ipam.add(&self.att)?;
         self.allocated = true;
         laps.lap("ipam");
-        let host_link = self.create_veth(host, br.header.index).await?;
+        let host_link = self.create_veth(host, br.header.index, leftover).await?;
         laps.lap("veth");
         self.configure_port(host, &host_link, vlan, &trunk).await?;
         laps.lap("port");
@@ -128,7 +133,7 @@ impl Add<'_> {
         }
         let ipres = res?;
         laps.lap("gateway and state");
-        let ours = self.result(&br, &host_link, &ctr_link, ipres, &gateways);
+        let ours = self.result(&br, &host_link, &ctr_link, ipres);
         match &self.conf.prev_result {
             Some(prev) => Ok(chain(CniResult::from_value(prev)?, ours)),
             None => Ok(ours),
@@ -162,7 +167,12 @@ impl Add<'_> {
         Ok(ipres)
     }
 
-    async fn create_veth(&mut self, host: &Handle, bridge_index: u32) -> Result<LinkMessage> {
+    async fn create_veth(
+        &mut self,
+        host: &Handle,
+        bridge_index: u32,
+        leftover: Option<u32>,
+    ) -> Result<LinkMessage> {
         let mac = self
             .conf
             .mac(self.req.args.args.mac.as_deref())
@@ -179,8 +189,10 @@ impl Add<'_> {
         };
         // A host end with our deterministic name can only be a leftover of this same
         // attachment (its container end is gone, checked above): replace it.
-        if netlink::delete_link(host, &self.host_veth).await? {
-            log::warn!("removed stale host veth {}", self.host_veth);
+        if let Some(index) = leftover {
+            if netlink::delete_index(host, index, &self.host_veth).await? {
+                log::warn!("removed stale host veth {}", self.host_veth);
+            }
         }
         netlink::create_veth(host, &spec).await?;
         self.veth = true;
@@ -278,7 +290,6 @@ impl Add<'_> {
         host: &LinkMessage,
         ctr: &LinkMessage,
         ipres: CniResult,
-        _gws: &[IpAddr],
     ) -> CniResult {
         let dns = match &self.conf.dns {
             Some(d) if !d.is_empty() => d.clone(),

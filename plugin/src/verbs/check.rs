@@ -106,10 +106,15 @@ async fn check_container(
             )));
         }
     }
+    let mut tables = [None, None];
     for r in &prev.routes {
-        let routes = netlink::routes(ctr, r.dst.is_ipv6()).await?;
-        let found = routes
+        let fam = usize::from(r.dst.is_ipv6());
+        if tables[fam].is_none() {
+            tables[fam] = Some(netlink::routes(ctr, r.dst.is_ipv6()).await?);
+        }
+        let found = tables[fam]
             .iter()
+            .flatten()
             .any(|(dst, gw, _)| *dst == r.dst && (r.gw.is_none() || *gw == r.gw));
         if !found {
             return Err(Error::Check(format!(
