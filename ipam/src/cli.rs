@@ -37,11 +37,13 @@ LS
 
 STORE LAYOUT  <dataDir>/<network>/
   lock                        flock target (never delete it)
-  meta.json                   {\"format\":1}
+  meta.json                   {\"format\":2}
   journal                     only while an ADD/DEL runs, or if one was killed
-  last_reserved.<N>           round-robin hint of range set N (safe to delete)
-  ips/<address>               {\"containerID\",\"ifname\",\"since\",\"boot\"}
-  attachments/<id>:<ifname>   JSON list of that attachment's addresses
+  last_reserved.<N>           round-robin hint of range set N: a symlink to the
+                              address reserved last (safe to delete)
+  ips/<address>               one name per reserved address, and
+  attachments/<id>:<ifname>   one per attachment, all for one file (hard links):
+                              {\"containerID\",\"ifname\",\"since\",\"boot\",\"ips\":[...]}
   tmp/                        temp files of in-flight writes
 
 REPAIR
@@ -51,12 +53,14 @@ REPAIR
   operations that need it with error code 107 naming the file. To repair:
   1. Run `vbridge-ipam ls --data-dir DIR NETWORK`; it lists every CORRUPT file.
   2. ips/<address>: if no container uses the address, delete the file. Otherwise
-     rewrite it as {\"containerID\":\"<id>\",\"ifname\":\"<ifname>\",\"since\":0,\"boot\":\"\"}.
+     replace it with {\"containerID\":\"<id>\",\"ifname\":\"<ifname>\",\"since\":0,\"boot\":\"\"}.
   3. attachments/<id>:<ifname>: if the container is gone, delete the file and the
-     ips/ files naming that container; otherwise rewrite it as the JSON list of those
-     addresses, e.g. [\"10.88.0.5\",\"fd00::5\"].
+     ips/ files naming that container; otherwise replace it with the JSON list of
+     those addresses, e.g. [\"10.88.0.5\",\"fd00::5\"].
+     The names of one attachment share one file: delete or replace a name (write a
+     new file, e.g. with an editor that renames); writing into it changes every name.
   4. journal: delete it, then check the addresses it names with step 2/3.
-  5. meta.json: rewrite it as {\"format\":1}.
+  5. meta.json: rewrite it as {\"format\":2}.
   6. last_reserved.<N>, tmp/*: safe to delete at any time.
   Edit only while no container of that network is being created or removed, or hold
   the lock while editing: `flock DIR/NETWORK/lock -c 'your edit command'`.

@@ -173,17 +173,17 @@ fn repair_hint(path: &Path) -> String {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     match (parent, name) {
         ("ips", ip) => format!(
-            "if no container uses {ip}, delete the file; otherwise rewrite it as \
+            "if no container uses {ip}, delete the file; otherwise replace it with \
              {{\"containerID\":\"<id>\",\"ifname\":\"<ifname>\",\"since\":0,\"boot\":\"\"}} \
              (see `vbridge-ipam --help`, REPAIR)"
         ),
-        ("attachments", _) => "rewrite it as the JSON list of that attachment's addresses (the ips/ files naming \
+        ("attachments", _) => "replace it with the JSON list of that attachment's addresses (the ips/ files naming \
              it), or delete it together with those ips/ files if the container is gone (see `vbridge-ipam --help`, REPAIR)"
             .to_string(),
         (_, "journal") => "delete it, then check the addresses it names with `vbridge-ipam ls` \
              (see `vbridge-ipam --help`, REPAIR)"
             .to_string(),
-        (_, "meta.json") => "rewrite it as {\"format\":1}".to_string(),
+        (_, "meta.json") => "rewrite it as {\"format\":2}".to_string(),
         _ => "delete the file (see `vbridge-ipam --help`, REPAIR)".to_string(),
     }
 }

@@ -12,7 +12,6 @@ use std::net::IpAddr;
 pub fn add(cfg: &IpamConfig, att: &Attachment) -> Result<CniResult, Error> {
     let mut store = super::lock(cfg)?;
     let ips = allocator::assign(cfg, &mut store, att)?;
-    store.commit()?;
     log::info!(
         "network {}: {}/{} got {}",
         cfg.network,

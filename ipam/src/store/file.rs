@@ -3,12 +3,13 @@
 //! ```text
 //! <dataDir>/<network>/
 //!   lock                         flock(2) target; never written, never removed
-//!   meta.json                    {"format":1}: store format version
+//!   meta.json                    {"format":2}: store format version
 //!   journal                      present only while (or if killed while) a mutation runs
-//!   last_reserved.<set>          round-robin hint: the address reserved last in range set <set>
-//!   ips/<ip>                     one record per reserved address:
-//!                                {"containerID","ifname","since","boot"}
-//!   attachments/<id>:<ifname>    JSON list of the attachment's addresses (lookup by attachment)
+//!   last_reserved.<set>          round-robin hint: the address reserved last in range set
+//!                                <set>, kept as a symlink's target (no data block to write)
+//!   ips/<ip>                     one name per reserved address          } one file per
+//!   attachments/<id>:<ifname>    one name per attachment (lookup by it) } attachment:
+//!                                {"containerID","ifname","since","boot","ips":[...]}
 //!   tmp/                         temp files of in-flight writes; emptied by every lock holder
 //!   <ip>, last_reserved_ip.<set>  host-local's files, if the network used it before: imported
 //!                                once when the store is created (see `import`), then ignored
@@ -18,24 +19,24 @@
 //! - Every mutation happens while holding an exclusive flock on `lock`; `LockedStore` is
 //!   the proof and the only type with mutating methods. The lock is released when it is
 //!   dropped (closing the file descriptor releases the flock, also when the process dies).
-//! - Every file is replaced atomically (see `fsio`): no reader ever sees a partial file.
-//! - Multi-file mutations are bracketed by `journal` (see `journal`); taking the lock
+//! - Every file is complete before any name points at it (see `fsio`): no reader ever
+//!   sees a partial file.
+//! - Multi-name mutations are bracketed by `journal` (see `journal`); taking the lock
 //!   replays a journal left by a killed process before anything else happens.
 //! - The hot paths touch O(1) files: a candidate address costs one `stat` of
-//!   `ips/<ip>`, an attachment's addresses one read of its attachment record. Only GC,
+//!   `ips/<ip>`, an attachment's addresses one read of its attachment name. Only GC,
 //!   STATUS on an exhausted pool, and the admin listing scan directories.
 //!
-//! Durability: an ADD's records are fsynced before their names appear and the record
-//! directories before the ADD returns, so a reservation the runtime was told about
-//! survives a power loss, and every record is either complete or absent. Everything else
-//! is kill-safe but not fsynced — the journal, a DEL's removals, the round-robin hint —
-//! because after a power loss every reservation belongs to a previous boot anyway: a
-//! lost release or a half-done mutation leaves only previous-boot reservations, which
-//! GC and a full pool reclaim (an empty journal is dropped with a warning). This keeps
-//! an ADD at four syncs and a DEL at none.
+//! Durability: an ADD writes its one record file and fsyncs it before any name points at
+//! it, so after a power loss every record is complete or absent — never empty, never
+//! torn (the failure the reference host-local has, plugins#498). That is the one fsync
+//! of an ADD. Names (links, renames, unlinks) are not fsynced, and neither is a DEL:
+//! a power loss ends every container of the boot, so every reservation it could lose or
+//! resurrect belongs to a previous boot, which GC and a full pool reclaim; a mutation it
+//! cuts short leaves a journal (or its leftovers), replayed like a killed process's.
 
 use super::fsio;
-use super::journal::{Journal, Op};
+use super::journal::{self, AttachmentFile, Held, JournalFile};
 use super::{Listed, Record, Store};
 use crate::Error;
 use conf::Attachment;
@@ -55,8 +56,12 @@ const JOURNAL: &str = "journal";
 const CURSOR_PREFIX: &str = "last_reserved.";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
-/// The store format this code reads and writes.
-pub const FORMAT: u64 = 1;
+/// The store format this code writes. It also reads format 1 (attachment names held a
+/// list of addresses, journals were separate files) and upgrades `meta.json` on the
+/// first lock, so a binary that knows only format 1 refuses the store instead of
+/// misreading it.
+pub const FORMAT: u64 = 2;
+const FORMAT_1: u64 = 1;
 /// How long a lock holder may keep others waiting before they give up with code 11.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -132,7 +137,6 @@ impl FileStore {
         let locked = LockedStore {
             fs: self,
             _lock: file,
-            unsynced: std::cell::RefCell::new(Vec::new()),
         };
         locked.prepare()?;
         Ok(locked)
@@ -170,10 +174,14 @@ impl FileStore {
     }
 
     /// `None` when the attachment has no record at all.
-    fn read_addresses(&self, att: &Attachment) -> Result<Option<Vec<IpAddr>>, Error> {
+    fn read_attachment(&self, att: &Attachment) -> Result<Option<AttachmentFile>, Error> {
         let path = self.att_path(att)?;
         let bytes = fsio::read_opt(&path).map_err(|e| Error::io("read", &path, e))?;
         bytes.map(|b| parse_json(&path, &b)).transpose()
+    }
+
+    fn read_addresses(&self, att: &Attachment) -> Result<Option<Vec<IpAddr>>, Error> {
+        Ok(self.read_attachment(att)?.map(AttachmentFile::into_ips))
     }
 
     /// Every address record; unreadable ones are listed as errors, not skipped.
@@ -274,8 +282,6 @@ pub struct LockedStore {
     fs: FileStore,
     /// Holds the flock; closing it (on drop) releases the lock.
     _lock: File,
-    /// Directories whose new entries an ADD has not fsynced yet (see `commit`).
-    unsynced: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl LockedStore {
@@ -294,22 +300,26 @@ impl LockedStore {
         match fsio::read_opt(&path).map_err(|e| Error::io("read", &path, e))? {
             None => {
                 self.import_host_local()?;
-                let bytes = encode(&Meta { format: FORMAT })?;
-                self.write(&path, &bytes, true)?;
-                self.sync(&self.fs.dir)
+                self.write_meta(&path)?;
+                fsio::sync_dir(&self.fs.dir).map_err(|e| Error::io("sync", &self.fs.dir, e))
             }
-            Some(b) => {
-                let meta: Meta = parse_json(&path, &b)?;
-                if meta.format != FORMAT {
-                    return Err(Error::UnsupportedFormat {
-                        path,
-                        found: meta.format,
-                        supported: FORMAT,
-                    });
+            Some(b) => match parse_json::<Meta>(&path, &b)?.format {
+                FORMAT => Ok(()),
+                FORMAT_1 => {
+                    log::info!("store {}: upgrading to format {FORMAT}", self.fs.dir.display());
+                    self.write_meta(&path)
                 }
-                Ok(())
-            }
+                found => Err(Error::UnsupportedFormat {
+                    path,
+                    found,
+                    supported: FORMAT,
+                }),
+            },
         }
+    }
+
+    fn write_meta(&self, path: &Path) -> Result<(), Error> {
+        self.write(path, &encode(&Meta { format: FORMAT })?, true)
     }
 
     /// Temp files can only be leftovers of a killed writer: writers hold the lock.
@@ -324,18 +334,22 @@ impl LockedStore {
             return Ok(());
         };
         if bytes.is_empty() {
-            // Journals are not fsynced (see `write_journal`): a power loss can leave one
-            // empty, and the half-done mutation's leftovers are previous-boot reservations.
+            // Format 1 did not fsync its journals: a power loss can have left one empty,
+            // and the half-done mutation's leftovers are previous-boot reservations.
             log::warn!(
                 "removing empty {} (a mutation cut short by a power loss); its reservations are reclaimed as previous-boot ones",
                 path.display()
             );
             return fsio::remove_opt(&path).map_err(|e| Error::io("remove", &path, e));
         }
-        let journal: Journal = parse_json(&path, &bytes)?;
-        self.undo_reservations(&journal)?;
+        let (att, ips) = parse_json::<JournalFile>(&path, &bytes)?.target();
+        self.undo(&att, &ips)?;
         self.finish_journal()?;
-        log::warn!("store {}: {}", self.fs.dir.display(), journal.describe());
+        log::warn!(
+            "store {}: {}",
+            self.fs.dir.display(),
+            journal::describe(&att, &ips)
+        );
         Ok(())
     }
 
@@ -349,24 +363,6 @@ impl LockedStore {
     fn write(&self, dest: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
         fsio::write_replace(&self.fs.tmp_dir(), dest, bytes, durable)
             .map_err(|e| Error::io("write", dest, e))
-    }
-
-    fn sync(&self, dir: &Path) -> Result<(), Error> {
-        fsio::sync_dir(dir).map_err(|e| Error::io("sync", dir, e))
-    }
-
-    fn sync_record_dirs(&self) -> Result<(), Error> {
-        self.sync(&self.fs.dir.join(IPS))?;
-        self.sync(&self.fs.dir.join(ATTACHMENTS))
-    }
-
-    /// The journal guards against a killed process (the page cache survives a kill, so it
-    /// needs no fsync). After a power loss a mutation may be half done without a
-    /// readable journal; its reservations are then previous-boot ones, which is what every
-    /// reservation is after a power loss, and those are reclaimed (GC, or a full pool).
-    /// What an ADD returns is durable all the same: its records are fsynced.
-    fn write_journal(&self, j: &Journal) -> Result<(), Error> {
-        self.write(&self.fs.journal_path(), &encode(j)?, false)
     }
 
     fn finish_journal(&self) -> Result<(), Error> {
@@ -395,63 +391,27 @@ impl LockedStore {
         Ok(owned)
     }
 
-    /// Removes what `j.attachment` holds of `j.ips` plus its attachment record. Both
-    /// journal directions end in this state (see `journal`); it is idempotent.
-    fn undo_reservations(&self, j: &Journal) -> Result<(), Error> {
-        let owned = self.owned_records(&j.attachment, &j.ips)?;
-        self.remove_records(&j.attachment, &owned, true)
-    }
-
-    fn remove_records(
-        &self,
-        att: &Attachment,
-        owned: &[PathBuf],
-        durable: bool,
-    ) -> Result<(), Error> {
-        for p in owned {
-            fsio::remove_opt(p).map_err(|e| Error::io("remove", p, e))?;
+    /// Removes what `att` holds of `ips` plus its attachment name: the state both journal
+    /// directions end in (see `journal`). Idempotent.
+    fn undo(&self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error> {
+        for p in self.owned_records(att, ips)? {
+            fsio::remove_opt(&p).map_err(|e| Error::io("remove", &p, e))?;
         }
         let ap = self.fs.att_path(att)?;
-        fsio::remove_opt(&ap).map_err(|e| Error::io("remove", &ap, e))?;
-        if durable {
-            self.sync_record_dirs()?;
-        }
-        Ok(())
+        fsio::remove_opt(&ap).map_err(|e| Error::io("remove", &ap, e))
     }
 
-    /// Each record's data is fsynced before its name appears (so a power loss never
-    /// leaves an empty record under a real name); the directory entries are fsynced by
-    /// `commit` after the lock is released, so concurrent ADDs do not queue behind each
-    /// other's directory syncs (the file system then commits them together).
-    fn apply_add(&self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error> {
-        let record = encode(&Record::new(att.clone(), self.fs.boot_id()))?;
-        for ip in ips {
-            self.create_record(*ip, &record, att)?;
-        }
-        self.write(&self.fs.att_path(att)?, &encode(&ips)?, true)?;
-        self.unsynced
-            .borrow_mut()
-            .extend([self.fs.dir.join(IPS), self.fs.dir.join(ATTACHMENTS)]);
-        Ok(())
+    /// ADD, first step: the attachment's record, complete and fsynced, named `journal`.
+    /// From here on a killed process is rolled back by the next lock holder.
+    fn begin_add(&self, held: &Held) -> Result<(), Error> {
+        self.write(&self.fs.journal_path(), &encode(held)?, true)
     }
 
-    /// Releases the lock, then makes this ADD's new directory entries durable. Call it
-    /// before telling the runtime about the addresses: a power loss before that point
-    /// only leaves previous-boot reservations (or none).
-    pub fn commit(self) -> Result<(), Error> {
-        let dirs = self.unsynced.take();
-        drop(self);
-        for d in &dirs {
-            fsio::sync_dir(d).map_err(|e| Error::io("sync", d, e))?;
-        }
-        Ok(())
-    }
-
-    /// Creates `ips/<ip>`; the link fails if the name exists, so even a bug in the
+    /// Names `src` as `ips/<ip>`. The link fails if the name exists, so even a bug in the
     /// caller's free check cannot overwrite another attachment's reservation.
-    fn create_record(&self, ip: IpAddr, bytes: &[u8], att: &Attachment) -> Result<(), Error> {
+    fn link_record(&self, src: &Path, ip: IpAddr, att: &Attachment) -> Result<(), Error> {
         let path = self.fs.ip_path(ip);
-        match fsio::write_new(&self.fs.tmp_dir(), &path, bytes, true) {
+        match fs::hard_link(src, &path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 match self.fs.read_record(ip)? {
@@ -467,14 +427,49 @@ impl LockedStore {
         }
     }
 
+    /// Names `src` as the attachment's record (replacing a stale one); for an ADD this
+    /// rename of `journal` is the commit point.
+    fn publish(&self, src: &Path, att: &Attachment) -> Result<(), Error> {
+        let dest = self.fs.att_path(att)?;
+        fs::rename(src, &dest).map_err(|e| Error::io("write", &dest, e))
+    }
+
+    fn apply_add(&self, held: &Held) -> Result<(), Error> {
+        let journal = self.fs.journal_path();
+        for ip in &held.ips {
+            self.link_record(&journal, *ip, &held.record.attachment)?;
+        }
+        self.publish(&journal, &held.record.attachment)
+    }
+
     /// In-process rollback of a failed ADD; if even that fails the journal stays and the
     /// next lock holder finishes the rollback.
-    fn abort(&self, j: &Journal) {
+    fn abort(&self, held: &Held) {
         if let Err(e) = self
-            .undo_reservations(j)
+            .undo(&held.record.attachment, &held.ips)
             .and_then(|()| self.finish_journal())
         {
             log::error!("could not roll back a failed ADD yet ({e}); the next operation on this network will");
+        }
+    }
+
+    /// DEL, first step: the attachment's record becomes the journal (a format-1 list of
+    /// addresses cannot serve as one, so a journal is written for it instead).
+    fn begin_del(&self, att: &Attachment, file: AttachmentFile) -> Result<(), Error> {
+        let path = self.fs.att_path(att)?;
+        let journal = self.fs.journal_path();
+        match file {
+            AttachmentFile::Held(_) => {
+                fs::rename(&path, &journal).map_err(|e| Error::io("write", &journal, e))
+            }
+            AttachmentFile::Addresses(ips) => {
+                let held = Held {
+                    record: Record::new(att.clone(), self.fs.boot_id()),
+                    ips,
+                };
+                self.write(&journal, &encode(&held)?, false)?;
+                fsio::remove_opt(&path).map_err(|e| Error::io("remove", &path, e))
+            }
         }
     }
 }
@@ -503,46 +498,42 @@ impl Store for LockedStore {
         }
         // A name that cannot become a path must fail before the journal names it.
         self.fs.att_path(att)?;
-        let j = Journal {
-            op: Op::Add,
-            attachment: att.clone(),
+        let held = Held {
+            record: Record::new(att.clone(), self.fs.boot_id()),
             ips: ips.to_vec(),
         };
-        self.write_journal(&j)?;
-        let done = self
-            .apply_add(att, ips)
-            .and_then(|()| self.finish_journal());
+        self.begin_add(&held)?;
+        let done = self.apply_add(&held);
         if done.is_err() {
-            self.abort(&j);
+            self.abort(&held);
         }
         done
     }
 
     fn release(&mut self, att: &Attachment) -> Result<Vec<IpAddr>, Error> {
-        let Some(ips) = self.fs.read_addresses(att)? else {
+        let Some(file) = self.fs.read_attachment(att)? else {
             return Ok(Vec::new());
         };
+        let ips = match &file {
+            AttachmentFile::Held(h) => h.ips.clone(),
+            AttachmentFile::Addresses(ips) => ips.clone(),
+        };
+        // Validates every record before anything changes.
         let owned = self.owned_records(att, &ips)?;
-        // A release is not fsynced (it would cost a DEL ~1.5 ms): one lost to a power loss
-        // leaves reservations stamped with the previous boot (see `write_journal`).
-        self.write_journal(&Journal {
-            op: Op::Del,
-            attachment: att.clone(),
-            ips: ips.clone(),
-        })?;
+        self.begin_del(att, file)?;
         // On failure the journal stays behind and the next lock holder finishes the DEL.
-        self.remove_records(att, &owned, false)?;
+        for p in &owned {
+            fsio::remove_opt(p).map_err(|e| Error::io("remove", p, e))?;
+        }
         self.finish_journal()?;
         Ok(ips)
     }
 
     fn cursor(&self, set: usize) -> Option<IpAddr> {
         let path = self.fs.cursor_path(set);
-        let parsed = match fsio::read_opt(&path) {
+        let parsed = match fsio::read_value(&path) {
             Ok(None) => return None,
-            Ok(Some(b)) => String::from_utf8(b)
-                .ok()
-                .and_then(|s| s.trim().parse().ok()),
+            Ok(Some(v)) => v.trim().parse().ok(),
             Err(e) => {
                 log::warn!(
                     "cannot read {}: {e}; starting the search at the range start",
@@ -560,8 +551,11 @@ impl Store for LockedStore {
         parsed
     }
 
+    /// A symlink whose target is the address (see `fsio::replace_symlink`).
     fn set_cursor(&mut self, set: usize, ip: IpAddr) -> Result<(), Error> {
-        self.write(&self.fs.cursor_path(set), ip.to_string().as_bytes(), false)
+        let path = self.fs.cursor_path(set);
+        fsio::replace_symlink(&self.fs.tmp_dir(), &path, &ip.to_string())
+            .map_err(|e| Error::io("write", path, e))
     }
 
     fn attachments(&self) -> Result<Vec<Listed<Attachment>>, Error> {
@@ -574,8 +568,7 @@ impl Store for LockedStore {
 
     fn forget_record(&mut self, ip: IpAddr) -> Result<(), Error> {
         let p = self.fs.ip_path(ip);
-        fsio::remove_opt(&p).map_err(|e| Error::io("remove", &p, e))?;
-        self.sync(&self.fs.dir.join(IPS))
+        fsio::remove_opt(&p).map_err(|e| Error::io("remove", &p, e))
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Every file of the store is written the same way: a fresh temp file in the store's
 //! `tmp/` directory (same file system, so the final step is atomic), write, optionally
-//! fsync, then either `rename` (replace) or `link` (create, failing if the name exists).
+//! fsync, then `rename` (replace) or `link` (a further name, failing if it exists).
 //! A process killed at any point leaves either the old name/content or the new one —
 //! never a half-written file under a real name; what it may leave is a stray temp file,
 //! which the next lock holder deletes.
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to a new temp file in `tmp_dir` and returns its path.
-fn write_tmp(tmp_dir: &Path, bytes: &[u8], durable: bool) -> io::Result<PathBuf> {
+pub fn write_tmp(tmp_dir: &Path, bytes: &[u8], durable: bool) -> io::Result<PathBuf> {
     let name = format!(
         "{}.{}",
         std::process::id(),
@@ -59,13 +59,30 @@ pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -
     fs::rename(&tmp, dest).inspect_err(|_| discard(&tmp))
 }
 
-/// Atomically creates `dest`; fails with `AlreadyExists` if it exists (like O_EXCL, but
-/// the content is complete the moment the name appears).
-pub fn write_new(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
-    let tmp = write_tmp(tmp_dir, bytes, durable)?;
-    let linked = fs::hard_link(&tmp, dest);
-    discard(&tmp);
-    linked
+/// Atomically replaces (or creates) `dest` with a symlink to `value`: a small value kept in
+/// the link itself. Replacing it by rename costs no data block: renaming over a regular
+/// file whose data is not yet allocated makes ext4 allocate and flush it first (about as
+/// slow as the rest of an IPAM ADD), and freeing a file's block on unlink costs too.
+pub fn replace_symlink(tmp_dir: &Path, dest: &Path, value: &str) -> io::Result<()> {
+    let tmp = tmp_dir.join(format!(
+        "{}.{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::os::unix::fs::symlink(value, &tmp)?;
+    fs::rename(&tmp, dest).inspect_err(|_| discard(&tmp))
+}
+
+/// The value `replace_symlink` stored, or the content of a regular file written by an
+/// older version; `None` if `path` does not exist.
+pub fn read_value(path: &Path) -> io::Result<Option<String>> {
+    match fs::read_link(path) {
+        Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(read_opt(path)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes every file of `dir`: temp files left by a killed writer. Only call it while
@@ -152,17 +169,20 @@ mod tests {
     use crate::testutil::TempDir;
 
     #[test]
-    fn replace_and_new() {
+    fn replace() {
         let d = TempDir::new("fsio");
         let tmp = d.path().join("tmp");
         fs::create_dir(&tmp).expect("mkdir");
         let dest = d.path().join("f");
-        write_new(&tmp, &dest, b"one", true).expect("new");
-        let e = write_new(&tmp, &dest, b"two", true).expect_err("exists");
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        write_replace(&tmp, &dest, b"one", true).expect("new");
         assert_eq!(fs::read(&dest).expect("read"), b"one");
         write_replace(&tmp, &dest, b"three", false).expect("replace");
         assert_eq!(fs::read(&dest).expect("read"), b"three");
+        assert_eq!(read_value(&dest).expect("file value"), Some("three".into()));
+        replace_symlink(&tmp, &dest, "10.0.0.2").expect("symlink");
+        replace_symlink(&tmp, &dest, "fd00::2").expect("symlink again");
+        assert_eq!(read_value(&dest).expect("value"), Some("fd00::2".into()));
+        assert_eq!(read_value(&d.path().join("nope")).expect("missing"), None);
         assert!(
             list(&tmp).expect("list").is_empty(),
             "temp files must not be left behind"

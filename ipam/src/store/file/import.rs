@@ -9,7 +9,7 @@
 //! `meta.json` is written only after the import, so an import killed half-way simply
 //! runs again: creating a record that already names the same attachment is a no-op.
 
-use super::{encode, fsio, LockedStore, Record};
+use super::{encode, fsio, Held, LockedStore, Record};
 use crate::Error;
 use conf::Attachment;
 use std::collections::BTreeMap;
@@ -42,7 +42,6 @@ impl LockedStore {
             self.import_one(att, ips)?;
         }
         if count > 0 {
-            self.sync_record_dirs()?;
             log::warn!(
                 "imported {count} host-local reservation(s) from {}",
                 dir.display()
@@ -52,15 +51,21 @@ impl LockedStore {
     }
 
     fn import_one(&self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error> {
-        let Ok(att_path) = self.fs.att_path(att) else {
+        if self.fs.att_path(att).is_err() {
             log::warn!("not importing host-local records of {att:?}: the name cannot be stored");
             return Ok(());
-        };
-        let record = encode(&Record::new(att.clone(), None))?;
-        for ip in ips {
-            self.create_record(*ip, &record, att)?;
         }
-        self.write(&att_path, &encode(&ips)?, true)
+        let held = Held {
+            record: Record::new(att.clone(), None),
+            ips: ips.to_vec(),
+        };
+        let tmp_dir = self.fs.tmp_dir();
+        let tmp = fsio::write_tmp(&tmp_dir, &encode(&held)?, true)
+            .map_err(|e| Error::io("write", &tmp_dir, e))?;
+        for ip in ips {
+            self.link_record(&tmp, *ip, att)?;
+        }
+        self.publish(&tmp, att)
     }
 }
 

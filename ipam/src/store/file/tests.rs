@@ -37,6 +37,13 @@ fn file(d: &TempDir, rel: &str) -> PathBuf {
     d.path().join("net1").join(rel)
 }
 
+/// Garbles one name only, as an edit that replaces the file does (writing in place would
+/// garble every name of the attachment's one record file).
+fn garble(path: &Path, bytes: &[u8]) {
+    fs::remove_file(path).expect("unlink");
+    fs::write(path, bytes).expect("garble");
+}
+
 fn tmp_is_empty(d: &TempDir) -> bool {
     fsio::list(&file(d, "tmp")).expect("list").is_empty()
 }
@@ -50,19 +57,30 @@ fn layout_and_records() {
     st.set_cursor(0, ip("10.0.0.2")).expect("cursor");
     let meta: serde_json::Value =
         serde_json::from_slice(&fs::read(file(&d, "meta.json")).expect("meta")).expect("json");
-    assert_eq!(meta["format"], 1);
+    assert_eq!(meta["format"], 2);
     let rec: serde_json::Value =
         serde_json::from_slice(&fs::read(file(&d, "ips/fd00::2")).expect("record")).expect("json");
     assert_eq!(rec["containerID"], "c1");
     assert_eq!(rec["ifname"], "eth0");
     assert_eq!(rec["boot"], "boot-1");
     assert!(rec["since"].as_u64().is_some_and(|s| s > 1_600_000_000));
-    let list: Vec<IpAddr> =
+    let held: Held =
         serde_json::from_slice(&fs::read(file(&d, "attachments/c1:eth0")).expect("att"))
             .expect("json");
-    assert_eq!(list, vec![ip("10.0.0.2"), ip("fd00::2")]);
+    assert_eq!(held.ips, vec![ip("10.0.0.2"), ip("fd00::2")]);
+    assert_eq!(held.record.attachment, att("c1"));
+    // One file, fsynced once, under all three names.
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(file(&d, "attachments/c1:eth0")).expect("stat");
+    assert_eq!(meta.nlink(), 3);
     assert_eq!(
-        fs::read_to_string(file(&d, "last_reserved.0")).expect("cursor"),
+        fs::metadata(file(&d, "ips/10.0.0.2")).expect("stat").ino(),
+        meta.ino()
+    );
+    assert_eq!(
+        fs::read_link(file(&d, "last_reserved.0"))
+            .expect("cursor")
+            .to_string_lossy(),
         "10.0.0.2"
     );
     assert!(!file(&d, "journal").exists());
@@ -96,21 +114,23 @@ fn reserve_refuses_to_overwrite_another_attachment() {
     assert!(!file(&d, "journal").exists());
 }
 
+fn held(id: &str, ips: &[&str]) -> Held {
+    Held {
+        record: Record::new(att(id), Some("b")),
+        ips: ips.iter().map(|s| ip(s)).collect(),
+    }
+}
+
 #[test]
 fn killed_add_is_rolled_back_by_the_next_lock() {
     let d = TempDir::new("killed-add");
     {
         let st = open(&d, "b");
-        let j = Journal {
-            op: Op::Add,
-            attachment: att("c1"),
-            ips: vec![ip("10.0.0.2"), ip("10.0.0.3")],
-        };
-        st.write_journal(&j).expect("journal");
-        let rec = encode(&Record::new(att("c1"), Some("b"))).expect("encode");
-        st.create_record(ip("10.0.0.2"), &rec, &att("c1"))
-            .expect("first record");
-        // A temp file of the second record, as a kill mid-write leaves it.
+        let h = held("c1", &["10.0.0.2", "10.0.0.3"]);
+        st.begin_add(&h).expect("journal");
+        st.link_record(&st.fs.journal_path(), ip("10.0.0.2"), &att("c1"))
+            .expect("first name");
+        // A temp file as a kill mid-write leaves it.
         fs::write(file(&d, "tmp/4242.7"), b"{\"contai").expect("partial temp");
         // Dropped here without finishing: the process "died" holding the lock.
     }
@@ -125,22 +145,24 @@ fn killed_add_is_rolled_back_by_the_next_lock() {
 }
 
 #[test]
-fn killed_add_after_its_last_write_is_still_rolled_back() {
-    // The result was never printed, so the runtime does not know these addresses.
+fn killed_add_before_its_commit_is_still_rolled_back() {
+    // Every address is linked but the result was never printed, so the runtime does not
+    // know these addresses.
     let d = TempDir::new("killed-add-late");
     {
         let st = open(&d, "b");
-        let j = Journal {
-            op: Op::Add,
-            attachment: att("c1"),
-            ips: vec![ip("10.0.0.2")],
-        };
-        st.write_journal(&j).expect("journal");
-        st.apply_add(&att("c1"), &j.ips).expect("all files written");
+        let h = held("c1", &["10.0.0.2", "fd00::2"]);
+        st.begin_add(&h).expect("journal");
+        for a in &h.ips {
+            st.link_record(&st.fs.journal_path(), *a, &att("c1"))
+                .expect("name");
+        }
     }
     let st = open(&d, "b");
     assert!(!st.is_taken(ip("10.0.0.2")).expect("stat"));
+    assert!(!st.is_taken(ip("fd00::2")).expect("stat"));
     assert!(!file(&d, "attachments/c1:eth0").exists());
+    assert!(!file(&d, "journal").exists());
 }
 
 #[test]
@@ -151,12 +173,12 @@ fn killed_del_is_rolled_forward() {
         st.reserve(&att("c1"), &[ip("10.0.0.2"), ip("10.0.0.3")])
             .expect("reserve");
         st.reserve(&att("c2"), &[ip("10.0.0.4")]).expect("reserve");
-        let j = Journal {
-            op: Op::Del,
-            attachment: att("c1"),
-            ips: vec![ip("10.0.0.2"), ip("10.0.0.3")],
-        };
-        st.write_journal(&j).expect("journal");
+        let f = st.fs.read_attachment(&att("c1")).expect("read").expect("held");
+        st.begin_del(&att("c1"), f).expect("journal");
+        assert!(
+            st.addresses(&att("c1")).expect("addrs").is_empty(),
+            "lookups by attachment see nothing once a DEL began"
+        );
         fs::remove_file(file(&d, "ips/10.0.0.2")).expect("first removal");
     }
     let st = open(&d, "b");
@@ -165,6 +187,7 @@ fn killed_del_is_rolled_forward() {
         "half-done DEL finished"
     );
     assert!(!file(&d, "attachments/c1:eth0").exists());
+    assert!(!file(&d, "journal").exists());
     assert_eq!(
         st.addresses(&att("c2")).expect("addrs"),
         vec![ip("10.0.0.4")],
@@ -179,12 +202,7 @@ fn replay_never_removes_another_attachments_record() {
         let mut st = open(&d, "b");
         st.reserve(&att("owner"), &[ip("10.0.0.2")])
             .expect("reserve");
-        let j = Journal {
-            op: Op::Add,
-            attachment: att("c1"),
-            ips: vec![ip("10.0.0.2")],
-        };
-        st.write_journal(&j).expect("journal");
+        st.begin_add(&held("c1", &["10.0.0.2"])).expect("journal");
     }
     let st = open(&d, "b");
     assert_eq!(
@@ -195,12 +213,47 @@ fn replay_never_removes_another_attachments_record() {
 }
 
 #[test]
+fn format_1_store_is_read_and_upgraded() {
+    let d = TempDir::new("format-1");
+    drop(open(&d, "b"));
+    let old_record = r#"{"containerID":"c1","ifname":"eth0","since":1,"boot":"a"}"#;
+    fs::write(file(&d, "meta.json"), br#"{"format":1}"#).expect("meta");
+    for a in ["10.0.0.2", "10.0.0.3"] {
+        fs::write(file(&d, &format!("ips/{a}")), old_record).expect("record");
+    }
+    fs::write(file(&d, "attachments/c1:eth0"), br#"["10.0.0.2","10.0.0.3"]"#).expect("list");
+    fs::write(file(&d, "ips/10.0.0.9"), old_record.replace("c1", "c9")).expect("record");
+    // A format-1 journal of a DEL of c9 killed before its first removal.
+    fs::write(
+        file(&d, "journal"),
+        br#"{"op":"del","attachment":{"containerID":"c9","ifname":"eth0"},"ips":["10.0.0.9"]}"#,
+    )
+    .expect("journal");
+    let mut st = open(&d, "b");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&fs::read(file(&d, "meta.json")).expect("meta")).expect("json");
+    assert_eq!(meta["format"], 2, "upgraded, so format-1 binaries refuse it");
+    assert!(!st.is_taken(ip("10.0.0.9")).expect("stat"), "journal replayed");
+    assert_eq!(
+        st.addresses(&att("c1")).expect("addrs"),
+        vec![ip("10.0.0.2"), ip("10.0.0.3")]
+    );
+    assert_eq!(
+        st.release(&att("c1")).expect("release"),
+        vec![ip("10.0.0.2"), ip("10.0.0.3")]
+    );
+    assert!(!st.is_taken(ip("10.0.0.2")).expect("stat"));
+    assert!(!file(&d, "attachments/c1:eth0").exists());
+    assert!(!file(&d, "journal").exists());
+}
+
+#[test]
 fn corrupt_record_is_107_and_changes_nothing() {
     let d = TempDir::new("corrupt");
     let mut st = open(&d, "b");
     st.reserve(&att("c1"), &[ip("10.0.0.2"), ip("10.0.0.3")])
         .expect("reserve");
-    fs::write(file(&d, "ips/10.0.0.3"), b"").expect("truncate");
+    garble(&file(&d, "ips/10.0.0.3"), b"");
     let e = st.release(&att("c1")).expect_err("corrupt");
     assert_eq!(e.code(), ErrorCode::StoreCorrupt);
     let msg = e.to_string();
@@ -217,7 +270,7 @@ fn corrupt_record_is_107_and_changes_nothing() {
         !file(&d, "journal").exists(),
         "validation happens before the journal"
     );
-    fs::write(file(&d, "attachments/c1:eth0"), b"[\"10.0.0.2\",").expect("garble");
+    garble(&file(&d, "attachments/c1:eth0"), b"[\"10.0.0.2\",");
     let e = st
         .addresses(&att("c1"))
         .expect_err("corrupt attachment record");
@@ -256,6 +309,11 @@ fn unreadable_cursor_is_only_a_hint() {
     let d = TempDir::new("cursor");
     let st = open(&d, "b");
     fs::write(file(&d, "last_reserved.0"), b"garbage").expect("write");
+    assert_eq!(st.cursor(0), None);
+    fs::write(file(&d, "last_reserved.0"), b"10.0.0.5").expect("write");
+    assert_eq!(st.cursor(0), Some(ip("10.0.0.5")), "format 1 kept a file");
+    fs::remove_file(file(&d, "last_reserved.0")).expect("rm");
+    std::os::unix::fs::symlink("garbage", file(&d, "last_reserved.0")).expect("symlink");
     assert_eq!(st.cursor(0), None);
 }
 
@@ -375,7 +433,7 @@ fn gc_keeps_exactly_the_listed_and_reports_errors_at_the_end() {
     let broken = crate::add(&c, &att("broken")).expect("held").ips[0]
         .address
         .ip();
-    fs::write(file(&d, &format!("ips/{broken}")), b"{").expect("corrupt");
+    garble(&file(&d, &format!("ips/{broken}")), b"{");
     let e = crate::gc(&c, &[att("keep1"), att("keep2")]).expect_err("one corrupt record");
     assert_eq!(e.code(), ErrorCode::StoreCorrupt);
     assert!(e.to_string().contains(&broken.to_string()), "{e}");
