@@ -707,7 +707,10 @@ fn corrupt_record_is_reported_not_rewritten() {
     let name = format!("ips/{a_ip}");
     let file = store_dir(&net.ipam_dir(), &net.name).join(&name);
     let junk = b"{\"cont";
-    fs::write(&file, junk).expect("truncate record");
+    // The name is replaced, as an editor or a broken restore does: all of an attachment's
+    // names share one file, so writing into it would garble its attachment name too.
+    fs::remove_file(&file).expect("unlink record");
+    fs::write(&file, junk).expect("garble record");
 
     let (view, out) = ipam_ls::view(&net.ipam_dir(), &net.name);
     assert_eq!(out.code, 1, "ls must fail on a corrupt store: {out}");

@@ -26,8 +26,9 @@ pub fn add(req: &Request) -> Result<String> {
     let ns = Netns::open(&req.args.netns)?;
     ns.ensure_not_own()?;
     let rt = runtime()?;
-    let result = rt.block_on(async {
-        let mut a = Add {
+    let result = std::thread::scope(|scope| {
+        rt.block_on(async {
+            let mut a = Add {
             conf: &conf,
             req,
             ipam: &ipam,
@@ -37,12 +38,13 @@ pub fn add(req: &Request) -> Result<String> {
             allocated: false,
             veth: false,
         };
-        let host = netlink::connect_host()?;
-        let out = a.run(&host).await;
-        if out.is_err() {
-            a.rollback(&host).await;
-        }
-        out
+            let host = netlink::connect_host()?;
+            let out = a.run(&host, scope).await;
+            if out.is_err() {
+                a.rollback(&host).await;
+            }
+            out
+        })
     })?;
     Ok(result.to_json(req.common.version))
 }
@@ -58,8 +60,17 @@ struct Add<'a> {
     veth: bool,
 }
 
-impl Add<'_> {
-    async fn run(&mut self, host: &Handle) -> Result<CniResult> {
+impl<'a> Add<'a> {
+    /// `scope` runs the IPAM ADD on its own thread while the bridge and the veth pair are
+    /// set up here: the store's fsync and the kernel's link creation overlap.
+    async fn run<'s>(
+        &mut self,
+        host: &Handle,
+        scope: &'s std::thread::Scope<'s, '_>,
+    ) -> Result<CniResult>
+    where
+        'a: 's,
+    {
         let mut laps = crate::timing::Laps::start("ADD");
         let ctr = netlink::connect_in(self.ns)?;
         laps.lap("netns socket");
@@ -88,22 +99,17 @@ impl Add<'_> {
             .vlan
             .filter(|v| *v != 0)
             .and_then(|v| u16::try_from(v).ok());
-        let br = bridge::ensure(
-            host,
-            &BridgeSpec {
-                name: self.conf.bridge_name(),
-                mtu: self.conf.mtu,
-                vlan_filtering: vlan.is_some() || !trunk.is_empty(),
-                promisc: self.conf.promisc_mode,
-            },
-        )
-        .await?;
-        laps.lap("bridge");
-        let mut ipres = self.ipam.add(&self.att)?;
-        self.allocated = true;
-        laps.lap("ipam");
-        let host_link = self.create_veth(host, br.header.index, leftover).await?;
-        laps.lap("veth");
+        let (ipam, att) = (self.ipam, self.att.clone());
+        let ipam_add = scope.spawn(move || ipam.add(&att));
+        let links = self.bridge_and_veth(host, vlan, &trunk, leftover).await;
+        let ipres = ipam_add.join().unwrap_or_else(|_| {
+            Err(ipam::Error::Internal("the IPAM thread panicked".into()).into())
+        });
+        // Whatever failed, the rollback must know what exists.
+        self.allocated = ipres.is_ok();
+        let (br, host_link) = links?;
+        let mut ipres = ipres?;
+        laps.lap("bridge and veth, IPAM beside them");
         self.configure_port(host, &host_link, vlan, &trunk).await?;
         laps.lap("port");
         let ctr_link = netlink::link_by_name(&ctr, ifname).await?.ok_or_else(|| {
@@ -138,6 +144,27 @@ impl Add<'_> {
             Some(prev) => Ok(chain(CniResult::from_value(prev)?, ours)),
             None => Ok(ours),
         }
+    }
+
+    async fn bridge_and_veth(
+        &mut self,
+        host: &Handle,
+        vlan: Option<u16>,
+        trunk: &[u16],
+        leftover: Option<u32>,
+    ) -> Result<(LinkMessage, LinkMessage)> {
+        let br = bridge::ensure(
+            host,
+            &BridgeSpec {
+                name: self.conf.bridge_name(),
+                mtu: self.conf.mtu,
+                vlan_filtering: vlan.is_some() || !trunk.is_empty(),
+                promisc: self.conf.promisc_mode,
+            },
+        )
+        .await?;
+        let host_link = self.create_veth(host, br.header.index, leftover).await?;
+        Ok((br, host_link))
     }
 
     async fn attach_locked(
