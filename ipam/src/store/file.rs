@@ -306,7 +306,10 @@ impl LockedStore {
             Some(b) => match parse_json::<Meta>(&path, &b)?.format {
                 FORMAT => Ok(()),
                 FORMAT_1 => {
-                    log::info!("store {}: upgrading to format {FORMAT}", self.fs.dir.display());
+                    log::info!(
+                        "store {}: upgrading to format {FORMAT}",
+                        self.fs.dir.display()
+                    );
                     self.write_meta(&path)
                 }
                 found => Err(Error::UnsupportedFormat {

@@ -78,8 +78,9 @@ pub fn replace_symlink(tmp_dir: &Path, dest: &Path, value: &str) -> io::Result<(
 pub fn read_value(path: &Path) -> io::Result<Option<String>> {
     match fs::read_link(path) {
         Ok(target) => Ok(Some(target.to_string_lossy().into_owned())),
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(read_opt(path)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            Ok(read_opt(path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }

@@ -104,8 +104,12 @@ mod tests {
         let old: AttachmentFile = serde_json::from_slice(br#"["10.0.0.2"]"#).expect("format 1");
         assert_eq!(old.into_ips(), held.ips);
         let j: JournalFile = serde_json::from_slice(&bytes).expect("journal");
-        assert_eq!(j.target(), (Attachment::new("c1", "eth0"), held.ips.clone()));
-        let old = br#"{"op":"del","attachment":{"containerID":"c1","ifname":"eth0"},"ips":["10.0.0.2"]}"#;
+        assert_eq!(
+            j.target(),
+            (Attachment::new("c1", "eth0"), held.ips.clone())
+        );
+        let old =
+            br#"{"op":"del","attachment":{"containerID":"c1","ifname":"eth0"},"ips":["10.0.0.2"]}"#;
         let j: JournalFile = serde_json::from_slice(old).expect("format 1 journal");
         assert_eq!(j.target(), (Attachment::new("c1", "eth0"), held.ips));
     }

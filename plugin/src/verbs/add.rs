@@ -29,15 +29,15 @@ pub fn add(req: &Request) -> Result<String> {
     let result = std::thread::scope(|scope| {
         rt.block_on(async {
             let mut a = Add {
-            conf: &conf,
-            req,
-            ipam: &ipam,
-            ns: &ns,
-            att: req.args.attachment(),
-            host_veth: names::host_veth(&conf.name, &req.args.container_id, &req.args.ifname),
-            allocated: false,
-            veth: false,
-        };
+                conf: &conf,
+                req,
+                ipam: &ipam,
+                ns: &ns,
+                att: req.args.attachment(),
+                host_veth: names::host_veth(&conf.name, &req.args.container_id, &req.args.ifname),
+                allocated: false,
+                veth: false,
+            };
             let host = netlink::connect_host()?;
             let out = a.run(&host, scope).await;
             if out.is_err() {

@@ -173,7 +173,11 @@ fn killed_del_is_rolled_forward() {
         st.reserve(&att("c1"), &[ip("10.0.0.2"), ip("10.0.0.3")])
             .expect("reserve");
         st.reserve(&att("c2"), &[ip("10.0.0.4")]).expect("reserve");
-        let f = st.fs.read_attachment(&att("c1")).expect("read").expect("held");
+        let f = st
+            .fs
+            .read_attachment(&att("c1"))
+            .expect("read")
+            .expect("held");
         st.begin_del(&att("c1"), f).expect("journal");
         assert!(
             st.addresses(&att("c1")).expect("addrs").is_empty(),
@@ -221,7 +225,11 @@ fn format_1_store_is_read_and_upgraded() {
     for a in ["10.0.0.2", "10.0.0.3"] {
         fs::write(file(&d, &format!("ips/{a}")), old_record).expect("record");
     }
-    fs::write(file(&d, "attachments/c1:eth0"), br#"["10.0.0.2","10.0.0.3"]"#).expect("list");
+    fs::write(
+        file(&d, "attachments/c1:eth0"),
+        br#"["10.0.0.2","10.0.0.3"]"#,
+    )
+    .expect("list");
     fs::write(file(&d, "ips/10.0.0.9"), old_record.replace("c1", "c9")).expect("record");
     // A format-1 journal of a DEL of c9 killed before its first removal.
     fs::write(
@@ -232,8 +240,14 @@ fn format_1_store_is_read_and_upgraded() {
     let mut st = open(&d, "b");
     let meta: serde_json::Value =
         serde_json::from_slice(&fs::read(file(&d, "meta.json")).expect("meta")).expect("json");
-    assert_eq!(meta["format"], 2, "upgraded, so format-1 binaries refuse it");
-    assert!(!st.is_taken(ip("10.0.0.9")).expect("stat"), "journal replayed");
+    assert_eq!(
+        meta["format"], 2,
+        "upgraded, so format-1 binaries refuse it"
+    );
+    assert!(
+        !st.is_taken(ip("10.0.0.9")).expect("stat"),
+        "journal replayed"
+    );
     assert_eq!(
         st.addresses(&att("c1")).expect("addrs"),
         vec![ip("10.0.0.2"), ip("10.0.0.3")]
