@@ -5,7 +5,7 @@
 //! runtime thread, which never changes namespace.
 
 use crate::error::{errno, Error, Result, EEXIST, ENODEV};
-use crate::netns::{run_in, Netns};
+use crate::netns::{in_netns_here, run_in, Netns};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
@@ -33,6 +33,18 @@ pub fn connect_in(ns: &Netns) -> Result<Handle> {
             .map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))
     })?;
     tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// A connection bound to `ns`, opened from a worker thread (not the runtime's) and driven
+/// by the runtime behind `rt`.
+pub fn connect_in_worker(ns: &Netns, rt: &tokio::runtime::Handle) -> Result<Handle> {
+    let (conn, handle, _) = in_netns_here(ns, || {
+        let _ctx = rt.enter();
+        rtnetlink::new_connection()
+            .map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))
+    })?;
+    rt.spawn(conn);
     Ok(handle)
 }
 

@@ -2,9 +2,10 @@
 //!
 //! Invariant: `setns` is per thread, so a namespace is entered only through
 //! `NetnsGuard`, which restores the thread's original namespace on drop, and only on a
-//! short-lived side thread (`run_in`). The runtime thread that executes netlink
-//! requests and spawns `nft` never leaves the host namespace; sockets opened on the side
-//! thread stay bound to the container namespace after it returns.
+//! short-lived side thread (`run_in`, or ADD's worker thread through `in_netns_here`).
+//! The runtime thread that executes netlink requests and spawns `nft` never leaves the
+//! host namespace; sockets opened on a side thread stay bound to the container namespace
+//! after it leaves.
 
 use crate::error::{Error, Result};
 use nix::sched::{setns, CloneFlags};
@@ -107,6 +108,19 @@ impl Drop for NetnsGuard {
             std::process::abort();
         }
     }
+}
+
+/// Runs `f` on the calling thread, inside `ns` for the duration of the call. Refused on a
+/// thread that drives a tokio runtime: that one must never leave the host namespace.
+pub fn in_netns_here<T>(ns: &Netns, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::io(
+            "refusing to enter a netns on the runtime thread",
+            std::io::Error::other("wrong thread"),
+        ));
+    }
+    let _guard = NetnsGuard::enter(ns)?;
+    f()
 }
 
 /// Runs `f` on a scoped side thread that is inside `ns` for the duration of the call.

@@ -19,6 +19,7 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::{Handle, LinkBridgePort};
 use std::net::IpAddr;
+use std::sync::mpsc;
 
 pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
@@ -61,18 +62,20 @@ struct Add<'a> {
 }
 
 impl<'a> Add<'a> {
-    /// `scope` runs the IPAM ADD on its own thread while the bridge and the veth pair are
-    /// set up here: the store's fsync and the kernel's link creation overlap.
+    /// One worker thread on `scope` opens the netlink socket in the container netns, then
+    /// runs the IPAM ADD once this thread's checks have passed, while the bridge and the
+    /// veth pair are set up here: the store's fsync and the kernel's link creation overlap.
     async fn run<'s>(
         &mut self,
         host: &Handle,
-        scope: &'s std::thread::Scope<'s, '_>,
+        scope: &'s std::thread::Scope<'s, 'a>,
     ) -> Result<CniResult>
     where
         'a: 's,
     {
         let mut laps = crate::timing::Laps::start("ADD");
-        let ctr = netlink::connect_in(self.ns)?;
+        let worker = Worker::spawn(scope, self.ns, self.ipam, self.att.clone());
+        let ctr = worker.container_socket()?;
         laps.lap("netns socket");
         let ifname = &self.req.args.ifname;
         // One lookup of our host veth name serves two cases. A DEL of this attachment may
@@ -99,17 +102,15 @@ impl<'a> Add<'a> {
             .vlan
             .filter(|v| *v != 0)
             .and_then(|v| u16::try_from(v).ok());
-        let (ipam, att) = (self.ipam, self.att.clone());
-        let ipam_add = scope.spawn(move || ipam.add(&att));
+        let ipam_add = worker.allocate();
         let links = self.bridge_and_veth(host, vlan, &trunk, leftover).await;
-        let ipres = ipam_add.join().unwrap_or_else(|_| {
-            Err(ipam::Error::Internal("the IPAM thread panicked".into()).into())
-        });
+        laps.lap("bridge and veth");
+        let ipres = ipam_add.join();
         // Whatever failed, the rollback must know what exists.
         self.allocated = ipres.is_ok();
         let (br, host_link) = links?;
         let mut ipres = ipres?;
-        laps.lap("bridge and veth, IPAM beside them");
+        laps.lap("IPAM joined");
         self.configure_port(host, &host_link, vlan, &trunk).await?;
         laps.lap("port");
         let ctr_link = netlink::link_by_name(&ctr, ifname).await?.ok_or_else(|| {
@@ -367,6 +368,73 @@ impl<'a> Add<'a> {
             }
         }
     }
+}
+
+/// ADD's worker thread: opens the netlink socket in the container netns (a thread of
+/// the runtime must not enter it), then waits for `allocate` to run the IPAM ADD, or for
+/// being dropped (a failed check), which ends it with no ADD.
+struct Worker<'s> {
+    ctr: mpsc::Receiver<Result<Handle>>,
+    go: mpsc::Sender<()>,
+    done: std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>,
+}
+
+/// The running IPAM ADD of a `Worker`.
+struct IpamAdd<'s>(std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>);
+
+impl<'s> Worker<'s> {
+    fn spawn<'e: 's>(
+        scope: &'s std::thread::Scope<'s, 'e>,
+        ns: &'e Netns,
+        ipam: &'e IpamClient<'e>,
+        att: Attachment,
+    ) -> Worker<'s> {
+        let (ctr_tx, ctr) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel::<()>();
+        let rt = tokio::runtime::Handle::current();
+        let done = scope.spawn(move || {
+            let socket = netlink::connect_in_worker(ns, &rt);
+            let opened = socket.is_ok();
+            if ctr_tx.send(socket).is_err() || !opened {
+                return None;
+            }
+            go_rx.recv().ok()?;
+            let start = std::time::Instant::now();
+            let r = ipam.add(&att);
+            log::debug!(
+                "ADD ipam (worker thread): {:.2} ms",
+                start.elapsed().as_secs_f64() * 1e3
+            );
+            Some(r)
+        });
+        Worker { ctr, go, done }
+    }
+
+    fn container_socket(&self) -> Result<Handle> {
+        self.ctr
+            .recv()
+            .unwrap_or_else(|_| Err(internal("the netns worker thread ended early")))
+    }
+
+    fn allocate(self) -> IpamAdd<'s> {
+        // A send fails only if the worker already ended; `join` then says so.
+        let _sent = self.go.send(());
+        IpamAdd(self.done)
+    }
+}
+
+impl IpamAdd<'_> {
+    fn join(self) -> Result<CniResult> {
+        match self.0.join() {
+            Ok(Some(r)) => r,
+            Ok(None) => Err(internal("the IPAM worker thread ended early")),
+            Err(_) => Err(internal("the IPAM worker thread panicked")),
+        }
+    }
+}
+
+fn internal(msg: &str) -> Error {
+    ipam::Error::Internal(msg.into()).into()
 }
 
 /// The spec asks a plugin given a `prevResult` on ADD to pass it on, modified: ours is
