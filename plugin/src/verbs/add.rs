@@ -105,24 +105,24 @@ impl<'a> Add<'a> {
         let ipam_add = worker.allocate();
         let links = self.bridge_and_veth(host, vlan, &trunk, leftover).await;
         laps.lap("bridge and veth");
-        let ipres = ipam_add.join();
+        // The port and the container are set up with the addresses as soon as the IPAM has
+        // chosen them, while it still makes them durable.
+        let configured = match (&links, ipam_add.chosen()) {
+            (Ok((_, host_link)), Some(ipres)) => Some(
+                self.configure_links(host, &ctr, host_link, vlan, &trunk, ipres)
+                    .await,
+            ),
+            _ => None,
+        };
+        laps.lap("port, container addresses and routes");
+        let committed = ipam_add.join();
         // Whatever failed, the rollback must know what exists.
-        self.allocated = ipres.is_ok();
+        self.allocated = committed.is_ok();
         let (br, host_link) = links?;
-        let mut ipres = ipres?;
-        laps.lap("IPAM joined");
-        self.configure_port(host, &host_link, vlan, &trunk).await?;
-        laps.lap("port");
-        let ctr_link = netlink::link_by_name(&ctr, ifname).await?.ok_or_else(|| {
-            Error::Check(format!(
-                "container interface {ifname} vanished after creation"
-            ))
-        })?;
-        laps.lap("container link");
-        let gateways = gateways(self.conf, &mut ipres);
-        self.configure_container(&ctr, ctr_link.header.index, &ipres, &gateways)
-            .await?;
-        laps.lap("container addresses and routes");
+        committed?;
+        let (ctr_link, ipres, gateways) = configured
+            .unwrap_or_else(|| Err(internal("the IPAM result came without its addresses")))?;
+        laps.lap("IPAM committed");
         // Held from the gateway to the registration, so a concurrent DEL of the
         // network's last attachment cannot remove the gateway or firewall under us.
         let st = NetState::lock(self.conf.state_dir(), &self.conf.name)?;
@@ -166,6 +166,30 @@ impl<'a> Add<'a> {
         .await?;
         let host_link = self.create_veth(host, br.header.index, leftover).await?;
         Ok((br, host_link))
+    }
+
+    /// Bridge port, then the container interface: up, addresses, routes. Returns the
+    /// container link, `ipres` with its gateways filled in, and those gateways.
+    async fn configure_links(
+        &self,
+        host: &Handle,
+        ctr: &Handle,
+        host_link: &LinkMessage,
+        vlan: Option<u16>,
+        trunk: &[u16],
+        mut ipres: CniResult,
+    ) -> Result<(LinkMessage, CniResult, Vec<IpAddr>)> {
+        self.configure_port(host, host_link, vlan, trunk).await?;
+        let ifname = &self.req.args.ifname;
+        let ctr_link = netlink::link_by_name(ctr, ifname).await?.ok_or_else(|| {
+            Error::Check(format!(
+                "container interface {ifname} vanished after creation"
+            ))
+        })?;
+        let gateways = gateways(self.conf, &mut ipres);
+        self.configure_container(ctr, ctr_link.header.index, &ipres, &gateways)
+            .await?;
+        Ok((ctr_link, ipres, gateways))
     }
 
     async fn attach_locked(
@@ -376,11 +400,15 @@ impl<'a> Add<'a> {
 struct Worker<'s> {
     ctr: mpsc::Receiver<Result<Handle>>,
     go: mpsc::Sender<()>,
+    chosen: mpsc::Receiver<CniResult>,
     done: std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>,
 }
 
 /// The running IPAM ADD of a `Worker`.
-struct IpamAdd<'s>(std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>);
+struct IpamAdd<'s> {
+    chosen: mpsc::Receiver<CniResult>,
+    done: std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>,
+}
 
 impl<'s> Worker<'s> {
     fn spawn<'e: 's>(
@@ -391,6 +419,7 @@ impl<'s> Worker<'s> {
     ) -> Worker<'s> {
         let (ctr_tx, ctr) = mpsc::channel();
         let (go, go_rx) = mpsc::channel::<()>();
+        let (chosen_tx, chosen) = mpsc::channel();
         let rt = tokio::runtime::Handle::current();
         let done = scope.spawn(move || {
             let socket = netlink::connect_in_worker(ns, &rt);
@@ -400,14 +429,22 @@ impl<'s> Worker<'s> {
             }
             go_rx.recv().ok()?;
             let start = std::time::Instant::now();
-            let r = ipam.add(&att);
+            let r = ipam.add_with(&att, |res| {
+                // The receiver is gone only if this thread's parent already failed.
+                let _sent = chosen_tx.send(res.clone());
+            });
             log::debug!(
                 "ADD ipam (worker thread): {:.2} ms",
                 start.elapsed().as_secs_f64() * 1e3
             );
             Some(r)
         });
-        Worker { ctr, go, done }
+        Worker {
+            ctr,
+            go,
+            chosen,
+            done,
+        }
     }
 
     fn container_socket(&self) -> Result<Handle> {
@@ -419,13 +456,21 @@ impl<'s> Worker<'s> {
     fn allocate(self) -> IpamAdd<'s> {
         // A send fails only if the worker already ended; `join` then says so.
         let _sent = self.go.send(());
-        IpamAdd(self.done)
+        IpamAdd {
+            chosen: self.chosen,
+            done: self.done,
+        }
     }
 }
 
 impl IpamAdd<'_> {
+    /// The addresses once chosen; `None` if the IPAM failed before choosing.
+    fn chosen(&self) -> Option<CniResult> {
+        self.chosen.recv().ok()
+    }
+
     fn join(self) -> Result<CniResult> {
-        match self.0.join() {
+        match self.done.join() {
             Ok(Some(r)) => r,
             Ok(None) => Err(internal("the IPAM worker thread ended early")),
             Err(_) => Err(internal("the IPAM worker thread panicked")),
