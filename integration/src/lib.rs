@@ -19,9 +19,10 @@
 //! - [`fixture`]: per-test worlds (fake host netns, temp dirs, unique names and subnets, an
 //!   "outside" netns wired to the host) and vbridge config builders.
 //!
-//! Binaries come from `VBRIDGE_BIN_DIR`, else `$CARGO_TARGET_DIR/debug`, else
-//! `<workspace>/target/debug` — `cargo test -p integration` does not build them: run
-//! `cargo build --workspace` first. The reference plugins come from `/usr/lib/cni`.
+//! Binaries come from `VBRIDGE_BIN_DIR` (scripts/test points it at `target/dist`, the shipped
+//! build), else `$CARGO_TARGET_DIR/debug`, else `<workspace>/target/debug` — `cargo test -p
+//! integration` does not build them: run `scripts/build-release` or `cargo build --workspace`
+//! first. The reference plugins come from `/usr/lib/cni`.
 //! Everything here needs root; the machine's own network namespace is never modified.
 
 pub mod exec;

@@ -7,8 +7,8 @@ mod verbs;
 /// musl's allocator maps and unmaps small groups as a process allocates and frees: ~36
 /// mmap/munmap pairs per vbridge ADD, each with page faults, and with a second thread alive each
 /// munmap also interrupts the other CPU (a TLB shootdown, which traps on a VM). dlmalloc
-/// carves the same allocations from a few 64 KiB segments. glibc builds (tests, `cargo
-/// build`) keep glibc's allocator.
+/// carves the same allocations from a few 64 KiB segments. glibc builds (`cargo build`,
+/// the unit tests) keep glibc's allocator.
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
