@@ -43,11 +43,6 @@ impl Netns {
         })
     }
 
-    /// The calling thread's own namespace.
-    pub fn current() -> Result<Netns> {
-        Self::open("/proc/thread-self/ns/net")
-    }
-
     /// Refuses the namespace the plugin itself runs in: the container end would land in
     /// the host, and DEL would then remove a host interface (libcni's skel refuses it
     /// too, unless CNI_NETNS_OVERRIDE is set).
@@ -160,7 +155,8 @@ mod tests {
     }
 
     #[test]
-    fn current_opens() {
-        assert!(Netns::current().is_ok());
+    fn a_proc_netns_path_opens() {
+        // Runtimes may pass /proc/<pid>/ns/net instead of a bind mount.
+        assert!(Netns::open("/proc/thread-self/ns/net").is_ok());
     }
 }
