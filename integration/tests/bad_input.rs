@@ -263,6 +263,36 @@ fn bridge_name_of_a_non_bridge_link_is_106() {
     assert_eq!(kind.as_deref(), Some("veth"));
 }
 
+/// A repeated ADD of a live attachment: its interface exists, so 103 — and the address the
+/// first ADD reserved stays reserved and configured (a failed ADD's rollback must not
+/// release what the IPAM hands back to a retry).
+#[test]
+fn repeated_add_of_a_live_attachment_keeps_its_address() {
+    let (net, c) = world();
+    let conf = net.flat_config("1.0.0").to_string();
+    let first = exec(
+        net.host.path(),
+        &paths::vbridge(),
+        &cni_env("ADD", &c.att),
+        conf.as_bytes(),
+    );
+    assert!(first.success(), "first ADD: {first}");
+    let held = ip::addrs(&c.ns, "eth0");
+    assert_eq!(held.len(), 1, "eth0 addresses: {held:?}");
+    let again = exec(
+        net.host.path(),
+        &paths::vbridge(),
+        &cni_env("ADD", &c.att),
+        conf.as_bytes(),
+    );
+    again.expect_error(103);
+    assert!(
+        !net.pool_has_free_address(),
+        "the repeated ADD released the live attachment's address: {again}"
+    );
+    assert_eq!(ip::addrs(&c.ns, "eth0"), held, "eth0 changed: {again}");
+}
+
 /// CNI_IFNAME already present in the container: 103, and the address is not taken.
 #[test]
 fn existing_ifname_in_the_container_is_103() {
