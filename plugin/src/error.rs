@@ -40,6 +40,9 @@ pub enum Error {
     /// STATUS: an ADD could not succeed now.
     #[error("{0}")]
     NotAvailable(String),
+    /// A broken assumption of vbridge itself (a bug), e.g. a worker thread that panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// DEL and GC keep going and report every failure at the end.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
@@ -85,6 +88,7 @@ impl Error {
             Error::LockTimeout(_) => ErrorCode::TryAgainLater,
             Error::Check(_) => ErrorCode::CheckFailed,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
+            Error::Internal(_) => ErrorCode::Internal,
             Error::Many(v) => v.first().map(Error::code).unwrap_or(ErrorCode::Internal),
         }
     }

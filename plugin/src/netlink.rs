@@ -5,7 +5,7 @@
 //! runtime thread, which never changes namespace.
 
 use crate::error::{errno, Error, Result, EEXIST, ENODEV};
-use crate::netns::{in_netns_here, run_in, Netns};
+use crate::netns::{in_netns_here, Netns};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
@@ -24,19 +24,18 @@ pub fn connect_host() -> Result<Handle> {
     Ok(handle)
 }
 
-/// A connection bound to `ns`, usable from this (host) thread.
+/// A connection bound to `ns`, usable from this (runtime) thread: opened on a short-lived
+/// side thread, as the runtime's thread never leaves the host namespace.
 pub fn connect_in(ns: &Netns) -> Result<Handle> {
     let rt = tokio::runtime::Handle::current();
-    let (conn, handle, _) = run_in(ns, || {
-        let _ctx = rt.enter();
-        rtnetlink::new_connection()
-            .map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))
-    })?;
-    tokio::spawn(conn);
-    Ok(handle)
+    std::thread::scope(|s| {
+        s.spawn(|| connect_in_worker(ns, &rt))
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the netns thread panicked".into())))
+    })
 }
 
-/// A connection bound to `ns`, opened from a worker thread (not the runtime's) and driven
+/// A connection bound to `ns`, opened from a thread that is not the runtime's and driven
 /// by the runtime behind `rt`.
 pub fn connect_in_worker(ns: &Netns, rt: &tokio::runtime::Handle) -> Result<Handle> {
     let (conn, handle, _) = in_netns_here(ns, || {

@@ -2,7 +2,7 @@
 //!
 //! Invariant: `setns` is per thread, so a namespace is entered only through
 //! `NetnsGuard`, which restores the thread's original namespace on drop, and only on a
-//! short-lived side thread (`run_in`, or ADD's worker thread through `in_netns_here`).
+//! short-lived side thread (`netlink::connect_in`'s, or ADD's worker) through `in_netns_here`.
 //! The runtime thread that executes netlink requests and spawns `nft` never leaves the
 //! host namespace; sockets opened on a side thread stay bound to the container namespace
 //! after it leaves.
@@ -109,30 +109,12 @@ impl Drop for NetnsGuard {
 /// thread that drives a tokio runtime: that one must never leave the host namespace.
 pub fn in_netns_here<T>(ns: &Netns, f: impl FnOnce() -> Result<T>) -> Result<T> {
     if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::io(
-            "refusing to enter a netns on the runtime thread",
-            std::io::Error::other("wrong thread"),
+        return Err(Error::Internal(
+            "refusing to enter a netns on the runtime thread".into(),
         ));
     }
     let _guard = NetnsGuard::enter(ns)?;
     f()
-}
-
-/// Runs `f` on a scoped side thread that is inside `ns` for the duration of the call.
-pub fn run_in<T: Send>(ns: &Netns, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let _guard = NetnsGuard::enter(ns)?;
-            f()
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(Error::io(
-                "netns worker thread panicked",
-                std::io::Error::other("panic"),
-            ))
-        })
-    })
 }
 
 #[cfg(test)]

@@ -517,10 +517,7 @@ impl Store for LockedStore {
         let Some(file) = self.fs.read_attachment(att)? else {
             return Ok(Vec::new());
         };
-        let ips = match &file {
-            AttachmentFile::Held(h) => h.ips.clone(),
-            AttachmentFile::Addresses(ips) => ips.clone(),
-        };
+        let ips = file.ips().to_vec();
         // Validates every record before anything changes.
         let owned = self.owned_records(att, &ips)?;
         self.begin_del(att, file)?;

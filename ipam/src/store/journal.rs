@@ -46,6 +46,13 @@ pub enum AttachmentFile {
 }
 
 impl AttachmentFile {
+    pub fn ips(&self) -> &[IpAddr] {
+        match self {
+            AttachmentFile::Held(h) => &h.ips,
+            AttachmentFile::Addresses(ips) => ips,
+        }
+    }
+
     pub fn into_ips(self) -> Vec<IpAddr> {
         match self {
             AttachmentFile::Held(h) => h.ips,

@@ -479,7 +479,7 @@ impl IpamAdd<'_> {
 }
 
 fn internal(msg: &str) -> Error {
-    ipam::Error::Internal(msg.into()).into()
+    Error::Internal(msg.into())
 }
 
 /// The spec asks a plugin given a `prevResult` on ADD to pass it on, modified: ours is
