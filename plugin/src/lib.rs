@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod error;
 pub mod firewall;
+pub mod ifreq;
 pub mod install;
 pub mod ipam_client;
 pub mod names;

@@ -29,22 +29,27 @@ pub fn connect_host() -> Result<Handle> {
 pub fn connect_in(ns: &Netns) -> Result<Handle> {
     let rt = tokio::runtime::Handle::current();
     std::thread::scope(|s| {
-        s.spawn(|| connect_in_worker(ns, &rt))
+        s.spawn(|| connect_in_worker(ns, &rt, || Ok(())).map(|(h, ())| h))
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("the netns thread panicked".into())))
     })
 }
 
 /// A connection bound to `ns`, opened from a thread that is not the runtime's and driven
-/// by the runtime behind `rt`.
-pub fn connect_in_worker(ns: &Netns, rt: &tokio::runtime::Handle) -> Result<Handle> {
-    let (conn, handle, _) = in_netns_here(ns, || {
+/// by the runtime behind `rt`; with whatever else `also` opens in `ns` on the way.
+pub fn connect_in_worker<T>(
+    ns: &Netns,
+    rt: &tokio::runtime::Handle,
+    also: impl FnOnce() -> Result<T>,
+) -> Result<(Handle, T)> {
+    let ((conn, handle, _), extra) = in_netns_here(ns, || {
         let _ctx = rt.enter();
-        rtnetlink::new_connection()
-            .map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))
+        let conn = rtnetlink::new_connection()
+            .map_err(|e| Error::io("failed to open a netlink socket in the container netns", e))?;
+        Ok((conn, also()?))
     })?;
     rt.spawn(conn);
-    Ok(handle)
+    Ok((handle, extra))
 }
 
 pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {

@@ -10,8 +10,8 @@
 //!   host netns. A reboot or a different host netns makes the stamp stale, so the next
 //!   ADD reinstalls instead of trusting rules that are gone.
 //!
-//! Every record is written atomically (temp file in `tmp/`, rename); temp files
-//! left by a killed writer are removed by the next lock holder.
+//! Every record is written atomically (temp file in `tmp/`, rename); a temp file a
+//! killed writer left is replaced by the next write of its name and swept by GC.
 
 use crate::error::{Error, Result};
 use conf::Attachment;
@@ -58,9 +58,13 @@ impl FirewallStamp {
         masquerade: bool,
         isolate: bool,
     ) -> Result<FirewallStamp> {
-        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map_err(|e| Error::io("failed to read the boot id", e))?
-            .trim()
+        let boot_id = ipam::store::boot_id()
+            .ok_or_else(|| {
+                Error::io(
+                    "failed to read the boot id",
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                )
+            })?
             .to_string();
         let netns_inode = std::fs::metadata("/proc/thread-self/ns/net")
             .map_err(|e| Error::io("failed to stat the host netns", e))?
@@ -111,20 +115,30 @@ fn write_atomic(tmp: &Path, path: &Path, data: &[u8]) -> Result<()> {
 }
 
 impl NetState {
+    /// Creates the network's directories on first use: they are made before `lock`, so
+    /// an existing `lock` means the layout exists and costs no `mkdir`.
     pub fn lock(state_dir: &str, network: &str) -> Result<NetState> {
         let dir = Path::new(state_dir).join(network);
-        for sub in ["attachments", "tmp"] {
-            let d = dir.join(sub);
-            std::fs::create_dir_all(&d)
-                .map_err(|e| Error::io(format!("failed to create {}", d.display()), e))?;
-        }
         let lock_path = dir.join("lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("failed to open {}", lock_path.display()), e))?;
+        let open = || {
+            File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+        };
+        let f = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                for sub in ["attachments", "tmp"] {
+                    let d = dir.join(sub);
+                    std::fs::create_dir_all(&d)
+                        .map_err(|e| Error::io(format!("failed to create {}", d.display()), e))?;
+                }
+                open()
+            }
+            r => r,
+        }
+        .map_err(|e| Error::io(format!("failed to open {}", lock_path.display()), e))?;
         Self::locked(dir, f)
     }
 
@@ -161,12 +175,17 @@ impl NetState {
                 ))
             }
         }
-        let st = NetState { dir, _lock: f };
-        let tmp = st.tmp();
+        Ok(NetState { dir, _lock: f })
+    }
+
+    /// Removes temp files killed writers left (GC's sweep; see `ipam::store::fsio`).
+    pub fn clean_tmp(&self) -> Result<()> {
+        let tmp = self.tmp();
         match ipam::store::fsio::clear_dir(&tmp) {
-            Ok(()) => Ok(st),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(st),
-            Err(e) => Err(Error::io(format!("failed to clean {}", tmp.display()), e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("failed to clean {}", tmp.display()), e))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -16,6 +16,9 @@ pub fn gc(cfg: &IpamConfig, valid: &[Attachment]) -> Result<Vec<Attachment>, Err
     let Some(mut store) = super::lock_existing(cfg)? else {
         return Ok(Vec::new());
     };
+    if let Err(e) = store.clean_tmp() {
+        log::warn!("GC: {e}");
+    }
     collect(&mut store, valid)
 }
 

@@ -10,7 +10,8 @@
 //!   ips/<ip>                     one name per reserved address          } one file per
 //!   attachments/<id>:<ifname>    one name per attachment (lookup by it) } attachment:
 //!                                {"containerID","ifname","since","boot","ips":[...]}
-//!   tmp/                         temp files of in-flight writes; emptied by every lock holder
+//!   tmp/                         temp files of in-flight writes, named after their
+//!                                destination (see `fsio`); GC sweeps strays
 //!   <ip>, last_reserved_ip.<set>  host-local's files, if the network used it before: imported
 //!                                once when the store is created (see `import`), then ignored
 //! ```
@@ -54,7 +55,6 @@ const LOCK: &str = "lock";
 const META: &str = "meta.json";
 const JOURNAL: &str = "journal";
 const CURSOR_PREFIX: &str = "last_reserved.";
-const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// The store format this code writes. It also reads format 1 (attachment names held a
 /// list of addresses, journals were separate files) and upgrades `meta.json` on the
@@ -79,21 +79,17 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Opens (creating if needed) the store directory `dir`.
+    /// The store in directory `dir`; `lock` creates it if it does not exist yet. (The
+    /// subdirectories are made with `meta.json`, so an existing store costs no `mkdir`.)
     pub fn open(dir: impl Into<PathBuf>) -> Result<FileStore, Error> {
-        let store = FileStore::read_only(dir);
-        for sub in [IPS, ATTACHMENTS, TMP] {
-            let p = store.dir.join(sub);
-            fs::create_dir_all(&p).map_err(|e| Error::io("create directory", p, e))?;
-        }
-        Ok(store)
+        Ok(FileStore::read_only(dir))
     }
 
     /// A handle that creates nothing: for listing an existing store.
     pub fn read_only(dir: impl Into<PathBuf>) -> FileStore {
         FileStore {
             dir: dir.into(),
-            boot: read_boot_id(),
+            boot: super::boot_id().map(str::to_string),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
@@ -126,13 +122,23 @@ impl FileStore {
     /// a killed process left behind. The lock is held until the result is dropped.
     pub fn lock(self) -> Result<LockedStore, Error> {
         let path = self.dir.join(LOCK);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.dir)
+                    .map_err(|e| Error::io("create directory", &self.dir, e))?;
+                open()
+            }
+            r => r,
+        }
+        .map_err(|e| Error::io("open", &path, e))?;
         acquire(&file, &path, self.lock_timeout)?;
         let locked = LockedStore {
             fs: self,
@@ -220,11 +226,6 @@ impl FileStore {
     }
 }
 
-fn read_boot_id() -> Option<String> {
-    let id = fs::read_to_string(BOOT_ID).ok()?;
-    Some(id.trim().to_string()).filter(|s| !s.is_empty())
-}
-
 /// Waits for the store's flock; a stuck holder turns into code 11 instead of a hang.
 fn acquire(file: &File, path: &Path, timeout: Duration) -> Result<(), Error> {
     match fsio::lock_exclusive_within(file, timeout) {
@@ -291,14 +292,22 @@ impl LockedStore {
 
     fn prepare(&self) -> Result<(), Error> {
         self.ensure_meta()?;
-        self.clean_tmp()?;
         self.recover()
+    }
+
+    fn make_dirs(&self) -> Result<(), Error> {
+        for sub in [IPS, ATTACHMENTS, TMP] {
+            let p = self.fs.dir.join(sub);
+            fs::create_dir_all(&p).map_err(|e| Error::io("create directory", p, e))?;
+        }
+        Ok(())
     }
 
     fn ensure_meta(&self) -> Result<(), Error> {
         let path = self.fs.dir.join(META);
         match fsio::read_opt(&path).map_err(|e| Error::io("read", &path, e))? {
             None => {
+                self.make_dirs()?;
                 self.import_host_local()?;
                 self.write_meta(&path)?;
                 fsio::sync_dir(&self.fs.dir).map_err(|e| Error::io("sync", &self.fs.dir, e))
@@ -306,6 +315,7 @@ impl LockedStore {
             Some(b) => match parse_json::<Meta>(&path, &b)?.format {
                 FORMAT => Ok(()),
                 FORMAT_1 => {
+                    self.make_dirs()?;
                     log::info!(
                         "store {}: upgrading to format {FORMAT}",
                         self.fs.dir.display()
@@ -325,8 +335,10 @@ impl LockedStore {
         self.write(path, &encode(&Meta { format: FORMAT })?, true)
     }
 
-    /// Temp files can only be leftovers of a killed writer: writers hold the lock.
-    fn clean_tmp(&self) -> Result<(), Error> {
+    /// Removes what killed writers left in `tmp/` (writers hold the lock, so every file
+    /// there is a stray). Only GC calls it: a stray is replaced by the next write of its
+    /// name anyway, and scanning `tmp/` on every lock would cost every ADD.
+    pub fn clean_tmp(&self) -> Result<(), Error> {
         let dir = self.fs.tmp_dir();
         fsio::clear_dir(&dir).map_err(|e| Error::io("clean", &dir, e))
     }

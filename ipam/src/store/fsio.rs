@@ -1,32 +1,25 @@
 //! Crash-safe file primitives.
 //!
-//! Every file of the store is written the same way: a fresh temp file in the store's
-//! `tmp/` directory (same file system, so the final step is atomic), write, optionally
-//! fsync, then `rename` (replace) or `link` (a further name, failing if it exists).
-//! A process killed at any point leaves either the old name/content or the new one —
-//! never a half-written file under a real name; what it may leave is a stray temp file,
-//! which the next lock holder deletes.
+//! Every file of the store is written the same way: a temp file in the store's `tmp/`
+//! directory (same file system, so the final step is atomic), write, optionally fsync,
+//! then `rename` (replace) or `link` (a further name, failing if it exists). A process
+//! killed at any point leaves either the old name/content or the new one — never a
+//! half-written file under a real name.
+//!
+//! A temp file is named after its destination (`tmp/journal`, `tmp/last_reserved.0`):
+//! writers hold the directory's lock, so one name never has two writers at once. What a
+//! killed writer leaves is at most one stray file per name, which the next write of that
+//! name replaces — so no operation has to scan `tmp/` (GC sweeps it).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to a new temp file in `tmp_dir` and returns its path.
-pub fn write_tmp(tmp_dir: &Path, bytes: &[u8], durable: bool) -> io::Result<PathBuf> {
-    let name = format!(
-        "{}.{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    );
+/// Writes `bytes` to the temp file `tmp_dir/name` and returns its path.
+pub fn write_tmp(tmp_dir: &Path, name: &str, bytes: &[u8], durable: bool) -> io::Result<PathBuf> {
     let path = tmp_dir.join(name);
     let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let mut f = create_fresh(&path)?;
         f.write_all(bytes)?;
         if durable {
             // Data must be on disk before a name points at it, or a power loss can leave
@@ -44,10 +37,36 @@ pub fn write_tmp(tmp_dir: &Path, bytes: &[u8], durable: bool) -> io::Result<Path
     }
 }
 
+/// A new empty file at `path`, replacing a stray one a killed writer left.
+fn create_fresh(path: &Path) -> io::Result<File> {
+    let open = || OpenOptions::new().write(true).create_new(true).open(path);
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            log::debug!(
+                "replacing temp file {} left by a killed writer",
+                path.display()
+            );
+            remove_opt(path)?;
+            open()
+        }
+        r => r,
+    }
+}
+
+/// The temp name for a write to `dest`.
+fn tmp_name(dest: &Path) -> io::Result<&str> {
+    dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", dest.display()),
+        )
+    })
+}
+
 fn discard(tmp: &Path) {
     if let Err(e) = fs::remove_file(tmp) {
         log::debug!(
-            "leaving temp file {} for the next lock holder: {e}",
+            "leaving temp file {} for the next writer: {e}",
             tmp.display()
         );
     }
@@ -55,7 +74,7 @@ fn discard(tmp: &Path) {
 
 /// Atomically replaces (or creates) `dest`.
 pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
-    let tmp = write_tmp(tmp_dir, bytes, durable)?;
+    let tmp = write_tmp(tmp_dir, tmp_name(dest)?, bytes, durable)?;
     fs::rename(&tmp, dest).inspect_err(|_| discard(&tmp))
 }
 
@@ -64,12 +83,15 @@ pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -
 /// file whose data is not yet allocated makes ext4 allocate and flush it first (about as
 /// slow as the rest of an IPAM ADD), and freeing a file's block on unlink costs too.
 pub fn replace_symlink(tmp_dir: &Path, dest: &Path, value: &str) -> io::Result<()> {
-    let tmp = tmp_dir.join(format!(
-        "{}.{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::os::unix::fs::symlink(value, &tmp)?;
+    let tmp = tmp_dir.join(tmp_name(dest)?);
+    let link = || std::os::unix::fs::symlink(value, &tmp);
+    match link() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_opt(&tmp)?;
+            link()?;
+        }
+        r => r?,
+    }
     fs::rename(&tmp, dest).inspect_err(|_| discard(&tmp))
 }
 
@@ -86,8 +108,8 @@ pub fn read_value(path: &Path) -> io::Result<Option<String>> {
     }
 }
 
-/// Removes every file of `dir`: temp files left by a killed writer. Only call it while
-/// holding the lock that every writer of `dir` holds.
+/// Removes every file of `dir`: temp files left by killed writers (GC's sweep). Only call
+/// it while holding the lock that every writer of `dir` holds.
 pub fn clear_dir(dir: &Path) -> io::Result<()> {
     for name in list(dir)? {
         let p = dir.join(name);
@@ -190,5 +212,20 @@ mod tests {
         );
         assert_eq!(read_opt(&d.path().join("nope")).expect("read"), None);
         remove_opt(&d.path().join("nope")).expect("missing is fine");
+    }
+
+    #[test]
+    fn a_stray_temp_file_of_a_killed_writer_is_replaced() {
+        let d = TempDir::new("fsio-stray");
+        let tmp = d.path().join("tmp");
+        fs::create_dir(&tmp).expect("mkdir");
+        let dest = d.path().join("rec");
+        fs::write(tmp.join("rec"), b"{\"half").expect("stray file");
+        write_replace(&tmp, &dest, b"whole", true).expect("write over a stray file");
+        assert_eq!(fs::read(&dest).expect("read"), b"whole");
+        std::os::unix::fs::symlink("stale", tmp.join("rec")).expect("stray symlink");
+        replace_symlink(&tmp, &dest, "10.0.0.9").expect("symlink over a stray one");
+        assert_eq!(read_value(&dest).expect("value"), Some("10.0.0.9".into()));
+        assert!(list(&tmp).expect("list").is_empty());
     }
 }

@@ -25,6 +25,17 @@ use std::net::IpAddr;
 
 pub use file::{FileStore, LockedStore};
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), read once per process: the IPAM
+/// store stamps records with it and the plugin stamps its firewall state.
+pub fn boot_id() -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_string()).filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}
+
 /// What is known about one reserved address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {

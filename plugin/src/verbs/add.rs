@@ -4,6 +4,7 @@
 use super::{load, runtime, subnets_of};
 use crate::bridge::{self, BridgeSpec};
 use crate::error::{Error, Result};
+use crate::ifreq::IfSock;
 use crate::ipam_client::IpamClient;
 use crate::names;
 use crate::netlink::{self, VethSpec};
@@ -36,6 +37,7 @@ pub fn add(req: &Request) -> Result<String> {
                 ns: &ns,
                 att: req.args.attachment(),
                 host_veth: names::host_veth(&conf.name, &req.args.container_id, &req.args.ifname),
+                host_links: IfSock::open()?,
                 allocated: false,
                 veth: false,
             };
@@ -57,6 +59,8 @@ struct Add<'a> {
     ns: &'a Netns,
     att: Attachment,
     host_veth: String,
+    /// Lookups in the host namespace.
+    host_links: IfSock,
     allocated: bool,
     veth: bool,
 }
@@ -83,14 +87,16 @@ impl<'a> Add<'a> {
         // or its container end would look like a clash. Any other link of that name is a
         // leftover (e.g. of a killed ADD), replaced once the container end is known gone.
         let mut leftover = None;
-        if let Some(l) = netlink::link_by_name(host, &self.host_veth).await? {
-            if netlink::is_retired(&l) {
-                netlink::delete_retired(host, l.header.index, &self.host_veth).await?;
-            } else {
-                leftover = Some(l.header.index);
+        if self.host_links.index(&self.host_veth)?.is_some() {
+            if let Some(l) = netlink::link_by_name(host, &self.host_veth).await? {
+                if netlink::is_retired(&l) {
+                    netlink::delete_retired(host, l.header.index, &self.host_veth).await?;
+                } else {
+                    leftover = Some(l.header.index);
+                }
             }
         }
-        if netlink::link_by_name(&ctr, ifname).await?.is_some() {
+        if ctr.links.index(ifname)?.is_some() {
             return Err(Error::InterfaceExists(format!(
                 "interface {ifname:?} (CNI_IFNAME) already exists in netns {}",
                 self.ns.path()
@@ -108,8 +114,8 @@ impl<'a> Add<'a> {
         // The port and the container are set up with the addresses as soon as the IPAM has
         // chosen them, while it still makes them durable.
         let configured = match (&links, ipam_add.chosen()) {
-            (Ok((_, host_link)), Some(ipres)) => Some(
-                self.configure_links(host, &ctr, host_link, vlan, &trunk, ipres)
+            (Ok((_, host_index)), Some(ipres)) => Some(
+                self.configure_links(host, &ctr, *host_index, vlan, &trunk, ipres)
                     .await,
             ),
             _ => None,
@@ -118,9 +124,9 @@ impl<'a> Add<'a> {
         let committed = ipam_add.join();
         // Whatever failed, the rollback must know what exists.
         self.allocated = committed.is_ok();
-        let (br, host_link) = links?;
+        let (br, _) = links?;
         committed?;
-        let (ctr_link, ipres, gateways) = configured
+        let (ipres, gateways) = configured
             .unwrap_or_else(|| Err(internal("the IPAM result came without its addresses")))?;
         laps.lap("IPAM committed");
         // Held from the gateway to the registration, so a concurrent DEL of the
@@ -140,7 +146,7 @@ impl<'a> Add<'a> {
         }
         let ipres = res?;
         laps.lap("gateway and state");
-        let ours = self.result(&br, &host_link, &ctr_link, ipres);
+        let ours = self.result(&br, &ctr.links, ipres)?;
         match &self.conf.prev_result {
             Some(prev) => Ok(chain(CniResult::from_value(prev)?, ours)),
             None => Ok(ours),
@@ -153,7 +159,7 @@ impl<'a> Add<'a> {
         vlan: Option<u16>,
         trunk: &[u16],
         leftover: Option<u32>,
-    ) -> Result<(LinkMessage, LinkMessage)> {
+    ) -> Result<(LinkMessage, u32)> {
         let br = bridge::ensure(
             host,
             &BridgeSpec {
@@ -164,32 +170,32 @@ impl<'a> Add<'a> {
             },
         )
         .await?;
-        let host_link = self.create_veth(host, br.header.index, leftover).await?;
-        Ok((br, host_link))
+        let host_index = self.create_veth(host, br.header.index, leftover).await?;
+        Ok((br, host_index))
     }
 
-    /// Bridge port, then the container interface: up, addresses, routes. Returns the
-    /// container link, `ipres` with its gateways filled in, and those gateways.
+    /// Bridge port, then the container interface: up, addresses, routes. Returns
+    /// `ipres` with its gateways filled in, and those gateways.
     async fn configure_links(
         &self,
         host: &Handle,
-        ctr: &Handle,
-        host_link: &LinkMessage,
+        ctr: &Container,
+        host_index: u32,
         vlan: Option<u16>,
         trunk: &[u16],
         mut ipres: CniResult,
-    ) -> Result<(LinkMessage, CniResult, Vec<IpAddr>)> {
-        self.configure_port(host, host_link, vlan, trunk).await?;
+    ) -> Result<(CniResult, Vec<IpAddr>)> {
+        self.configure_port(host, host_index, vlan, trunk).await?;
         let ifname = &self.req.args.ifname;
-        let ctr_link = netlink::link_by_name(ctr, ifname).await?.ok_or_else(|| {
+        let ctr_index = ctr.links.index(ifname)?.ok_or_else(|| {
             Error::Check(format!(
                 "container interface {ifname} vanished after creation"
             ))
         })?;
         let gateways = gateways(self.conf, &mut ipres);
-        self.configure_container(ctr, ctr_link.header.index, &ipres, &gateways)
+        self.configure_container(&ctr.nl, ctr_index, &ipres, &gateways)
             .await?;
-        Ok((ctr_link, ipres, gateways))
+        Ok((ipres, gateways))
     }
 
     async fn attach_locked(
@@ -224,7 +230,7 @@ impl<'a> Add<'a> {
         host: &Handle,
         bridge_index: u32,
         leftover: Option<u32>,
-    ) -> Result<LinkMessage> {
+    ) -> Result<u32> {
         let mac = self
             .conf
             .mac(self.req.args.args.mac.as_deref())
@@ -248,24 +254,21 @@ impl<'a> Add<'a> {
         }
         netlink::create_veth(host, &spec).await?;
         self.veth = true;
-        netlink::link_by_name(host, &self.host_veth)
-            .await?
-            .ok_or_else(|| {
-                Error::Check(format!(
-                    "host veth {} vanished after creation",
-                    self.host_veth
-                ))
-            })
+        self.host_links.index(&self.host_veth)?.ok_or_else(|| {
+            Error::Check(format!(
+                "host veth {} vanished after creation",
+                self.host_veth
+            ))
+        })
     }
 
     async fn configure_port(
         &self,
         host: &Handle,
-        l: &LinkMessage,
+        idx: u32,
         vlan: Option<u16>,
         trunk: &[u16],
     ) -> Result<()> {
-        let idx = l.header.index;
         if self.conf.hairpin_mode || self.conf.port_isolation {
             let msg = LinkBridgePort::new(idx)
                 .hairpin(self.conf.hairpin_mode)
@@ -336,18 +339,19 @@ impl<'a> Add<'a> {
         Ok(())
     }
 
-    fn result(
-        &self,
-        br: &LinkMessage,
-        host: &LinkMessage,
-        ctr: &LinkMessage,
-        ipres: CniResult,
-    ) -> CniResult {
+    fn result(&self, br: &LinkMessage, ctr_links: &IfSock, ipres: CniResult) -> Result<CniResult> {
+        let mac = |links: &IfSock, name: &str| -> Result<String> {
+            links
+                .mac(name)?
+                .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
+        };
+        let host_mac = mac(&self.host_links, &self.host_veth)?;
+        let ctr_mac = mac(ctr_links, &self.req.args.ifname)?;
         let dns = match &self.conf.dns {
             Some(d) if !d.is_empty() => d.clone(),
             _ => ipres.dns,
         };
-        CniResult {
+        Ok(CniResult {
             interfaces: vec![
                 Interface {
                     name: self.conf.bridge_name().into(),
@@ -356,12 +360,12 @@ impl<'a> Add<'a> {
                 },
                 Interface {
                     name: self.host_veth.clone(),
-                    mac: netlink::mac_string(host),
+                    mac: host_mac,
                     ..Default::default()
                 },
                 Interface {
                     name: self.req.args.ifname.clone(),
-                    mac: netlink::mac_string(ctr),
+                    mac: ctr_mac,
                     sandbox: self.req.args.netns.clone(),
                     ..Default::default()
                 },
@@ -376,7 +380,7 @@ impl<'a> Add<'a> {
                 .collect(),
             routes: ipres.routes,
             dns,
-        }
+        })
     }
 
     /// Best effort: every undo step runs even if an earlier one fails.
@@ -398,10 +402,16 @@ impl<'a> Add<'a> {
 /// the runtime must not enter it), then waits for `allocate` to run the IPAM ADD, or for
 /// being dropped (a failed check), which ends it with no ADD.
 struct Worker<'s> {
-    ctr: mpsc::Receiver<Result<Handle>>,
+    ctr: mpsc::Receiver<Result<(Handle, IfSock)>>,
     go: mpsc::Sender<()>,
     chosen: mpsc::Receiver<CniResult>,
     done: std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>,
+}
+
+/// The netlink connection and the lookup socket in the container netns.
+struct Container {
+    nl: Handle,
+    links: IfSock,
 }
 
 /// The running IPAM ADD of a `Worker`.
@@ -422,7 +432,7 @@ impl<'s> Worker<'s> {
         let (chosen_tx, chosen) = mpsc::channel();
         let rt = tokio::runtime::Handle::current();
         let done = scope.spawn(move || {
-            let socket = netlink::connect_in_worker(ns, &rt);
+            let socket = netlink::connect_in_worker(ns, &rt, IfSock::open);
             let opened = socket.is_ok();
             if ctr_tx.send(socket).is_err() || !opened {
                 return None;
@@ -447,10 +457,12 @@ impl<'s> Worker<'s> {
         }
     }
 
-    fn container_socket(&self) -> Result<Handle> {
-        self.ctr
+    fn container_socket(&self) -> Result<Container> {
+        let (nl, links) = self
+            .ctr
             .recv()
-            .unwrap_or_else(|_| Err(internal("the netns worker thread ended early")))
+            .unwrap_or_else(|_| Err(internal("the netns worker thread ended early")))?;
+        Ok(Container { nl, links })
     }
 
     fn allocate(self) -> IpamAdd<'s> {

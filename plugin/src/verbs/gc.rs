@@ -24,6 +24,7 @@ pub fn gc(req: &Request) -> Result<()> {
     let mut errs = Vec::new();
 
     let st = NetState::lock(conf.state_dir(), &conf.name)?;
+    errs.extend(st.clean_tmp().err());
     let stale: Vec<Attachment> = match st.list() {
         Ok(l) => l
             .into_iter()

@@ -60,7 +60,7 @@ impl LockedStore {
             ips: ips.to_vec(),
         };
         let tmp_dir = self.fs.tmp_dir();
-        let tmp = fsio::write_tmp(&tmp_dir, &encode(&held)?, true)
+        let tmp = fsio::write_tmp(&tmp_dir, "import", &encode(&held)?, true)
             .map_err(|e| Error::io("write", &tmp_dir, e))?;
         for ip in ips {
             self.link_record(&tmp, *ip, att)?;

@@ -131,16 +131,31 @@ fn killed_add_is_rolled_back_by_the_next_lock() {
         st.link_record(&st.fs.journal_path(), ip("10.0.0.2"), &att("c1"))
             .expect("first name");
         // A temp file as a kill mid-write leaves it.
-        fs::write(file(&d, "tmp/4242.7"), b"{\"contai").expect("partial temp");
+        fs::write(file(&d, "tmp/journal"), b"{\"contai").expect("partial temp");
         // Dropped here without finishing: the process "died" holding the lock.
     }
-    let st = open(&d, "b");
+    let mut st = open(&d, "b");
     assert!(
         !st.is_taken(ip("10.0.0.2")).expect("stat"),
         "half-done ADD rolled back"
     );
     assert!(st.addresses(&att("c1")).expect("addrs").is_empty());
     assert!(!file(&d, "journal").exists());
+    // The next write of that name replaces the stray temp file.
+    st.reserve(&att("c2"), &[ip("10.0.0.2")]).expect("reserve");
+    assert_eq!(st.addresses(&att("c2")).expect("addrs"), [ip("10.0.0.2")]);
+    assert!(tmp_is_empty(&d));
+}
+
+#[test]
+fn gc_sweeps_stray_temp_files() {
+    let d = TempDir::new("gc-sweep");
+    drop(open(&d, "b"));
+    // What an older version, killed mid-write, could leave.
+    fs::write(file(&d, "tmp/4242.7"), b"{\"contai").expect("stray temp");
+    let st = open(&d, "b");
+    assert!(!tmp_is_empty(&d), "a lock alone does not scan tmp/");
+    st.clean_tmp().expect("sweep");
     assert!(tmp_is_empty(&d));
 }
 
