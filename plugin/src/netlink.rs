@@ -35,8 +35,9 @@ pub fn connect_in(ns: &Netns) -> Result<Handle> {
     })
 }
 
-/// A connection bound to `ns`, opened from a thread that is not the runtime's and driven
-/// by the runtime behind `rt`; with whatever else `also` opens in `ns` on the way.
+/// A connection bound to `ns`, opened outside the runtime (a side thread, or ADD's main
+/// thread before it runs the runtime) and driven by the runtime behind `rt`; with
+/// whatever else `also` opens in `ns` on the way.
 pub fn connect_in_worker<T>(
     ns: &Netns,
     rt: &tokio::runtime::Handle,

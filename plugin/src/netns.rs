@@ -1,11 +1,11 @@
 //! Network namespaces.
 //!
 //! Invariant: `setns` is per thread, so a namespace is entered only through
-//! `NetnsGuard`, which restores the thread's original namespace on drop, and only on a
-//! short-lived side thread (`netlink::connect_in`'s, or ADD's worker) through `in_netns_here`.
-//! The runtime thread that executes netlink requests and spawns `nft` never leaves the
-//! host namespace; sockets opened on a side thread stay bound to the container namespace
-//! after it leaves.
+//! `NetnsGuard`, which restores the thread's original namespace on drop, and only through
+//! `in_netns_here`, which refuses while a runtime is current: on a short-lived side thread
+//! (`netlink::connect_in`'s) or on ADD's main thread before it runs the runtime. No task
+//! (netlink requests, `nft`) ever runs outside the host namespace; sockets opened in a
+//! namespace stay bound to it after the thread leaves.
 
 use crate::error::{Error, Result};
 use nix::sched::{setns, CloneFlags};

@@ -29,6 +29,12 @@ pub fn add(req: &Request) -> Result<String> {
     ns.ensure_not_own()?;
     let rt = runtime()?;
     let result = std::thread::scope(|scope| {
+        // The IPAM's thread starts now, in the host netns it inherits (a delegated IPAM
+        // plugin is exec'd from it), and waits for `allocate`.
+        let worker = Worker::spawn(scope, &ipam, req.args.attachment());
+        // Opened before the runtime runs: this thread may enter the container netns
+        // only while no task can run on it.
+        let ctr = Container::open(&ns, rt.handle())?;
         rt.block_on(async {
             let mut a = Add {
                 conf: &conf,
@@ -42,7 +48,7 @@ pub fn add(req: &Request) -> Result<String> {
                 veth: false,
             };
             let host = netlink::connect_host()?;
-            let out = a.run(&host, scope).await;
+            let out = a.run(&host, &ctr, worker).await;
             if out.is_err() {
                 a.rollback(&host).await;
             }
@@ -66,21 +72,16 @@ struct Add<'a> {
 }
 
 impl<'a> Add<'a> {
-    /// One worker thread on `scope` opens the netlink socket in the container netns, then
-    /// runs the IPAM ADD once this thread's checks have passed, while the bridge and the
-    /// veth pair are set up here: the store's fsync and the kernel's link creation overlap.
-    async fn run<'s>(
+    /// The worker runs the IPAM ADD once the checks here have passed, while the bridge
+    /// and the veth pair are set up here: the store's fsync and the kernel's link
+    /// creation overlap.
+    async fn run(
         &mut self,
         host: &Handle,
-        scope: &'s std::thread::Scope<'s, 'a>,
-    ) -> Result<CniResult>
-    where
-        'a: 's,
-    {
+        ctr: &Container,
+        worker: Worker<'_>,
+    ) -> Result<CniResult> {
         let mut laps = crate::timing::Laps::start("ADD");
-        let worker = Worker::spawn(scope, self.ns, self.ipam, self.att.clone());
-        let ctr = worker.container_socket()?;
-        laps.lap("netns socket");
         let ifname = &self.req.args.ifname;
         // One lookup of our host veth name serves two cases. A DEL of this attachment may
         // have retired the pair a moment ago, its deletion still pending: finish it now,
@@ -115,7 +116,7 @@ impl<'a> Add<'a> {
         // chosen them, while it still makes them durable.
         let configured = match (&links, ipam_add.chosen()) {
             (Ok((_, host_index)), Some(ipres)) => Some(
-                self.configure_links(host, &ctr, *host_index, vlan, &trunk, ipres)
+                self.configure_links(host, ctr, *host_index, vlan, &trunk, ipres)
                     .await,
             ),
             _ => None,
@@ -398,11 +399,9 @@ impl<'a> Add<'a> {
     }
 }
 
-/// ADD's worker thread: opens the netlink socket in the container netns (a thread of
-/// the runtime must not enter it), then waits for `allocate` to run the IPAM ADD, or for
-/// being dropped (a failed check), which ends it with no ADD.
+/// ADD's worker thread: waits for `allocate` to run the IPAM ADD, or for being dropped
+/// (a failed check), which ends it with no ADD.
 struct Worker<'s> {
-    ctr: mpsc::Receiver<Result<(Handle, IfSock)>>,
     go: mpsc::Sender<()>,
     chosen: mpsc::Receiver<CniResult>,
     done: std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>,
@@ -414,6 +413,13 @@ struct Container {
     links: IfSock,
 }
 
+impl Container {
+    fn open(ns: &Netns, rt: &tokio::runtime::Handle) -> Result<Container> {
+        let (nl, links) = netlink::connect_in_worker(ns, rt, IfSock::open)?;
+        Ok(Container { nl, links })
+    }
+}
+
 /// The running IPAM ADD of a `Worker`.
 struct IpamAdd<'s> {
     chosen: mpsc::Receiver<CniResult>,
@@ -423,20 +429,12 @@ struct IpamAdd<'s> {
 impl<'s> Worker<'s> {
     fn spawn<'e: 's>(
         scope: &'s std::thread::Scope<'s, 'e>,
-        ns: &'e Netns,
         ipam: &'e IpamClient<'e>,
         att: Attachment,
     ) -> Worker<'s> {
-        let (ctr_tx, ctr) = mpsc::channel();
         let (go, go_rx) = mpsc::channel::<()>();
         let (chosen_tx, chosen) = mpsc::channel();
-        let rt = tokio::runtime::Handle::current();
         let done = scope.spawn(move || {
-            let socket = netlink::connect_in_worker(ns, &rt, IfSock::open);
-            let opened = socket.is_ok();
-            if ctr_tx.send(socket).is_err() || !opened {
-                return None;
-            }
             go_rx.recv().ok()?;
             let start = std::time::Instant::now();
             let r = ipam.add_with(&att, |res| {
@@ -449,20 +447,7 @@ impl<'s> Worker<'s> {
             );
             Some(r)
         });
-        Worker {
-            ctr,
-            go,
-            chosen,
-            done,
-        }
-    }
-
-    fn container_socket(&self) -> Result<Container> {
-        let (nl, links) = self
-            .ctr
-            .recv()
-            .unwrap_or_else(|_| Err(internal("the netns worker thread ended early")))?;
-        Ok(Container { nl, links })
+        Worker { go, chosen, done }
     }
 
     fn allocate(self) -> IpamAdd<'s> {
