@@ -71,3 +71,25 @@ fn bridge_mac_is_pinned_and_mtu_is_applied() {
         rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     }
 }
+
+#[test]
+fn host_ends_get_no_ipv6_address_the_container_end_does() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.conflist("1.1.0", vec![net.vbridge_plugin()]));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let host_veth = res["interfaces"][1]["name"].as_str().unwrap_or_default();
+    // The link-local address appears once the veth has carrier (right after ADD);
+    // DAD only changes its flags later.
+    let inet6 = |ns, dev| ip::addr_infos(ns, &["-6", "addr", "show", "dev", dev]);
+    assert!(
+        !inet6(&c.ns, "eth0").is_empty(),
+        "the container keeps its IPv6 link-local address"
+    );
+    assert_eq!(
+        inet6(&net.host, host_veth),
+        Vec::<Value>::new(),
+        "a bridge port needs no address: no link-local, no DAD, no router solicitations"
+    );
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}

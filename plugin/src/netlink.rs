@@ -4,12 +4,13 @@
 //! namespace (opened on a side thread, see `netns`); both are then driven from the
 //! runtime thread, which never changes namespace.
 
-use crate::error::{errno, Error, Result, EEXIST, ENODEV};
+use crate::error::{errno, Error, Result, EAFNOSUPPORT, EEXIST, ENODEV};
 use crate::netns::{in_netns_here, Netns};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
 use rtnetlink::packet_route::AddressFamily;
@@ -158,6 +159,27 @@ pub fn link_peer_index(l: &LinkMessage) -> Option<u32> {
 
 pub fn is_up(l: &LinkMessage) -> bool {
     l.header.flags.contains(LinkFlags::Up)
+}
+
+/// No IPv6 link-local address on link `index` (`addrgenmode none`), asked while the link
+/// has no carrier so none is ever made. For a bridge port, which needs no address of its
+/// own: every host end would otherwise get one, run DAD on it and send router
+/// solicitations and MLD reports into the bridge — kernel work (under RTNL) that lands on
+/// the ADDs and DELs that follow. A kernel without IPv6 has nothing to suppress.
+pub async fn suppress_ipv6_link_local(h: &Handle, index: u32) -> Result<()> {
+    let msg = LinkUnspec::new_with_index(index)
+        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )]))
+        .build();
+    match h.link().change(msg).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EAFNOSUPPORT) => Ok(()),
+        Err(e) => Err(Error::netlink(
+            format!("failed to turn off IPv6 address generation on link #{index}"),
+            e,
+        )),
+    }
 }
 
 pub async fn set_up(h: &Handle, index: u32) -> Result<()> {

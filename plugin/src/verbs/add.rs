@@ -270,6 +270,8 @@ impl<'a> Add<'a> {
         vlan: Option<u16>,
         trunk: &[u16],
     ) -> Result<()> {
+        // Before the container end goes up: until then the port has no carrier.
+        netlink::suppress_ipv6_link_local(host, idx).await?;
         if self.conf.hairpin_mode || self.conf.port_isolation {
             let msg = LinkBridgePort::new(idx)
                 .hairpin(self.conf.hairpin_mode)
