@@ -130,7 +130,15 @@ impl<'a> Add<'a> {
         let (ipres, gateways) = configured
             .unwrap_or_else(|| Err(internal("the IPAM result came without its addresses")))?;
         laps.lap("IPAM committed");
-        // Held from the gateway to the registration, so a concurrent DEL of the
+        let vlan_gw = self.vlan_gateway(vlan);
+        if vlan_gw.is_none() {
+            // No DEL removes the bridge's own gateway address, so it is set before the
+            // state lock: under the lock its wait for RTNL would make every concurrent
+            // ADD of the network queue behind it.
+            self.configure_gateway(host, br.header.index, &ipres, &gateways)
+                .await?;
+        }
+        // Held from a VLAN gateway to the registration, so a concurrent DEL of the
         // network's last attachment cannot remove the gateway or firewall under us.
         let st = NetState::lock(self.conf.state_dir(), &self.conf.name)?;
         laps.lap("state lock");
@@ -138,7 +146,7 @@ impl<'a> Add<'a> {
             .attach_locked(&st, host, &br, vlan, ipres, &gateways)
             .await;
         if res.is_err() && st.is_empty().unwrap_or(false) {
-            if let Some(v) = vlan.filter(|_| self.conf.gateway_mode()) {
+            if let Some(v) = vlan_gw {
                 if let Err(e) = bridge::delete_vlan_gateway(host, self.conf.bridge_name(), v).await
                 {
                     log::error!("rollback: {e}");
@@ -199,6 +207,12 @@ impl<'a> Add<'a> {
         Ok((ipres, gateways))
     }
 
+    /// The VID of the network's own VLAN gateway, if it has one.
+    fn vlan_gateway(&self, vlan: Option<u16>) -> Option<u16> {
+        vlan.filter(|_| self.conf.gateway_mode())
+    }
+
+    /// The VLAN gateway (if any), the registration and the firewall.
     async fn attach_locked(
         &self,
         st: &NetState,
@@ -208,12 +222,11 @@ impl<'a> Add<'a> {
         ipres: CniResult,
         gateways: &[IpAddr],
     ) -> Result<CniResult> {
-        let gw_link = match vlan.filter(|_| self.conf.gateway_mode()) {
-            Some(v) => bridge::ensure_vlan_gateway(host, br, self.conf.bridge_name(), v).await?,
-            None => br.header.index,
-        };
-        self.configure_gateway(host, gw_link, &ipres, gateways)
-            .await?;
+        if let Some(v) = self.vlan_gateway(vlan) {
+            let gw_link = bridge::ensure_vlan_gateway(host, br, self.conf.bridge_name(), v).await?;
+            self.configure_gateway(host, gw_link, &ipres, gateways)
+                .await?;
+        }
         let addrs: Vec<IpNetwork> = ipres.ips.iter().map(|i| i.address).collect();
         let rec = AttachmentRecord {
             host_veth: self.host_veth.clone(),
