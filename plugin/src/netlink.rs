@@ -10,7 +10,7 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
 use rtnetlink::packet_route::AddressFamily;
@@ -59,6 +59,8 @@ pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>>
         .link()
         .get()
         .match_name(name.to_string())
+        // Nobody reads the counters: without them the bridge's message is 1.5 KB, not 1.9.
+        .set_filter_mask(AddressFamily::Unspec, vec![LinkExtentMask::SkipStats])
         .execute()
         .try_next()
         .await
@@ -70,7 +72,12 @@ pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<LinkMessage>>
 }
 
 pub async fn link_by_index(h: &Handle, index: u32) -> Result<Option<LinkMessage>> {
-    match h.link().get().match_index(index).execute().try_next().await {
+    let get = h
+        .link()
+        .get()
+        .match_index(index)
+        .set_filter_mask(AddressFamily::Unspec, vec![LinkExtentMask::SkipStats]);
+    match get.execute().try_next().await {
         Ok(l) => Ok(l),
         Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
         Err(e) => Err(Error::netlink(

@@ -115,26 +115,27 @@ fn write_atomic(tmp: &Path, path: &Path, data: &[u8]) -> Result<()> {
 }
 
 impl NetState {
-    /// Creates the network's directories on first use: they are made before `lock`, so
-    /// an existing `lock` means the layout exists and costs no `mkdir`.
+    /// Creates the network's directories on first use. Only a process that has just made
+    /// them creates `lock`, so an existing `lock` means the layout exists and costs no
+    /// `mkdir` (two first ADDs racing both make them; `create_dir_all` tolerates that).
     pub fn lock(state_dir: &str, network: &str) -> Result<NetState> {
         let dir = Path::new(state_dir).join(network);
         let lock_path = dir.join("lock");
-        let open = || {
+        let open = |create| {
             File::options()
-                .create(true)
+                .create(create)
                 .truncate(false)
                 .write(true)
                 .open(&lock_path)
         };
-        let f = match open() {
+        let f = match open(false) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 for sub in ["attachments", "tmp"] {
                     let d = dir.join(sub);
                     std::fs::create_dir_all(&d)
                         .map_err(|e| Error::io(format!("failed to create {}", d.display()), e))?;
                 }
-                open()
+                open(true)
             }
             r => r,
         }
@@ -316,6 +317,17 @@ mod tests {
             vlan: None,
             netns: "/run/netns/x".into(),
         }
+    }
+
+    #[test]
+    fn a_lock_taken_while_another_first_add_is_making_the_layout_finds_it_complete() {
+        let d = tmp();
+        // What a racing first ADD leaves between its two mkdirs: no tmp/, no lock yet.
+        std::fs::create_dir_all(d.join("net/attachments")).expect("mkdir");
+        let st = NetState::lock(d.to_str().expect("utf8"), "net").expect("lock");
+        st.register(&Attachment::new("c1", "eth0"), &rec())
+            .expect("register right after the first lock");
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
