@@ -179,13 +179,23 @@ pub async fn suppress_ipv6_link_local(h: &Handle, index: u32) -> Result<()> {
             vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
         )]))
         .build();
+    change_link(h, msg, EAFNOSUPPORT, || {
+        format!("failed to turn off IPv6 address generation on link #{index}")
+    })
+    .await
+}
+
+/// RTM_SETLINK `msg`; the errno `tolerated` counts as done.
+async fn change_link(
+    h: &Handle,
+    msg: LinkMessage,
+    tolerated: i32,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
     match h.link().change(msg).execute().await {
         Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(EAFNOSUPPORT) => Ok(()),
-        Err(e) => Err(Error::netlink(
-            format!("failed to turn off IPv6 address generation on link #{index}"),
-            e,
-        )),
+        Err(e) if errno(&e) == Some(tolerated) => Ok(()),
+        Err(e) => Err(Error::netlink(what(), e)),
     }
 }
 
@@ -385,14 +395,10 @@ pub async fn retire(h: &Handle, index: u32) -> Result<()> {
         .down()
         .nocontroller()
         .build();
-    match h.link().change(msg).execute().await {
-        Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
-        Err(e) => Err(Error::netlink(
-            format!("failed to take link #{index} down"),
-            e,
-        )),
-    }
+    change_link(h, msg, ENODEV, || {
+        format!("failed to take link #{index} down")
+    })
+    .await
 }
 
 /// Down and without a master: taken out of service by `retire`.
