@@ -127,7 +127,11 @@ impl<'a> Add<'a> {
         self.allocated = committed.is_ok();
         let (br, _) = links?;
         committed?;
-        let (ipres, gateways) = configured
+        let Configured {
+            ipres,
+            gateways,
+            macs,
+        } = configured
             .unwrap_or_else(|| Err(internal("the IPAM result came without its addresses")))?;
         laps.lap("IPAM committed");
         let vlan_gw = self.vlan_gateway(vlan);
@@ -155,7 +159,7 @@ impl<'a> Add<'a> {
         }
         let ipres = res?;
         laps.lap("gateway and state");
-        let ours = self.result(&br, &ctr.links, ipres)?;
+        let ours = self.result(&br, macs, ipres);
         match &self.conf.prev_result {
             Some(prev) => Ok(chain(CniResult::from_value(prev)?, ours)),
             None => Ok(ours),
@@ -184,7 +188,8 @@ impl<'a> Add<'a> {
     }
 
     /// Bridge port, then the container interface: up, addresses, routes. Returns
-    /// `ipres` with its gateways filled in, and those gateways.
+    /// `ipres` with its gateways filled in, those gateways, and both ends' MACs (read
+    /// here, while a failure still rolls back cleanly).
     async fn configure_links(
         &self,
         host: &Handle,
@@ -193,7 +198,7 @@ impl<'a> Add<'a> {
         vlan: Option<u16>,
         trunk: &[u16],
         mut ipres: CniResult,
-    ) -> Result<(CniResult, Vec<IpAddr>)> {
+    ) -> Result<Configured> {
         self.configure_port(host, host_index, vlan, trunk).await?;
         let ifname = &self.req.args.ifname;
         let ctr_index = ctr.links.index(ifname)?.ok_or_else(|| {
@@ -204,7 +209,20 @@ impl<'a> Add<'a> {
         let gateways = gateways(self.conf, &mut ipres);
         self.configure_container(&ctr.nl, ctr_index, &ipres, &gateways)
             .await?;
-        Ok((ipres, gateways))
+        let mac = |links: &IfSock, name: &str| -> Result<String> {
+            links
+                .mac(name)?
+                .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
+        };
+        let macs = [
+            mac(&self.host_links, &self.host_veth)?,
+            mac(&ctr.links, ifname)?,
+        ];
+        Ok(Configured {
+            ipres,
+            gateways,
+            macs,
+        })
     }
 
     /// The VID of the network's own VLAN gateway, if it has one.
@@ -355,19 +373,14 @@ impl<'a> Add<'a> {
         Ok(())
     }
 
-    fn result(&self, br: &LinkMessage, ctr_links: &IfSock, ipres: CniResult) -> Result<CniResult> {
-        let mac = |links: &IfSock, name: &str| -> Result<String> {
-            links
-                .mac(name)?
-                .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
-        };
-        let host_mac = mac(&self.host_links, &self.host_veth)?;
-        let ctr_mac = mac(ctr_links, &self.req.args.ifname)?;
+    /// `macs`: the host end's, then the container end's.
+    fn result(&self, br: &LinkMessage, macs: [String; 2], ipres: CniResult) -> CniResult {
+        let [host_mac, ctr_mac] = macs;
         let dns = match &self.conf.dns {
             Some(d) if !d.is_empty() => d.clone(),
             _ => ipres.dns,
         };
-        Ok(CniResult {
+        CniResult {
             interfaces: vec![
                 Interface {
                     name: self.conf.bridge_name().into(),
@@ -396,7 +409,7 @@ impl<'a> Add<'a> {
                 .collect(),
             routes: ipres.routes,
             dns,
-        })
+        }
     }
 
     /// Best effort: every undo step runs even if an earlier one fails.
@@ -420,6 +433,14 @@ struct Worker<'s> {
     go: mpsc::Sender<()>,
     chosen: mpsc::Receiver<CniResult>,
     done: std::thread::ScopedJoinHandle<'s, Option<Result<CniResult>>>,
+}
+
+/// What `configure_links` established.
+struct Configured {
+    ipres: CniResult,
+    gateways: Vec<IpAddr>,
+    /// The host end's MAC, then the container end's.
+    macs: [String; 2],
 }
 
 /// The netlink connection and the lookup socket in the container netns.
