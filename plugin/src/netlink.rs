@@ -1,8 +1,8 @@
 //! rtnetlink plumbing on a current-thread tokio runtime.
 //!
 //! One connection is opened in the host namespace and one bound to the container
-//! namespace (opened on a side thread, see `netns`); both are then driven from the
-//! runtime thread, which never changes namespace.
+//! namespace (opened outside the runtime, see `netns`); both are then driven by the
+//! runtime, whose tasks never run in another namespace.
 
 use crate::error::{errno, Error, Result, EAFNOSUPPORT, EEXIST, ENODEV};
 use crate::netns::{in_netns_here, Netns};
