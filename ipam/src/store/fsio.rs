@@ -191,11 +191,17 @@ mod tests {
     use super::*;
     use crate::testutil::TempDir;
 
-    #[test]
-    fn replace() {
-        let d = TempDir::new("fsio");
+    /// A temp dir with its `tmp/`.
+    fn store_dir(name: &str) -> (TempDir, PathBuf) {
+        let d = TempDir::new(name);
         let tmp = d.path().join("tmp");
         fs::create_dir(&tmp).expect("mkdir");
+        (d, tmp)
+    }
+
+    #[test]
+    fn replace() {
+        let (d, tmp) = store_dir("fsio");
         let dest = d.path().join("f");
         write_replace(&tmp, &dest, b"one", true).expect("new");
         assert_eq!(fs::read(&dest).expect("read"), b"one");
@@ -216,9 +222,7 @@ mod tests {
 
     #[test]
     fn a_stray_temp_file_of_a_killed_writer_is_replaced() {
-        let d = TempDir::new("fsio-stray");
-        let tmp = d.path().join("tmp");
-        fs::create_dir(&tmp).expect("mkdir");
+        let (d, tmp) = store_dir("fsio-stray");
         let dest = d.path().join("rec");
         fs::write(tmp.join("rec"), b"{\"half").expect("stray file");
         write_replace(&tmp, &dest, b"whole", true).expect("write over a stray file");
