@@ -111,8 +111,14 @@ fn gc_keeps_listed_attachment() {
     let rt = net.runtime(net.vbridge_conflist("1.1.0"));
     let c = Container::new();
     let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    // What a writer killed mid-write leaves; no ADD or DEL scans for it, GC sweeps it.
+    let stray = std::path::Path::new(&net.state_dir())
+        .join(&net.name)
+        .join("tmp/stray");
+    std::fs::write(&stray, b"{").unwrap_or_else(|e| panic!("{}: {e}", stray.display()));
     rt.gc(&[(c.id(), "eth0")])
         .unwrap_or_else(|e| panic!("GC: {e}"));
+    assert!(!stray.exists(), "GC swept the state's temp files");
     assert!(
         ip::ping(&c.ns, gateway_of(&res)),
         "listed attachment broken by GC"

@@ -44,13 +44,7 @@ impl IfSock {
         Ok(self
             .ask(name, nix::libc::SIOCGIFHWADDR as _, "MAC address")?
             // A `struct sockaddr`: the family (2 bytes), then the address.
-            .map(|d| {
-                d[2..8]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            }))
+            .map(|d| crate::netlink::format_mac(&d[2..8])))
     }
 
     fn ask(&self, name: &str, request: IoctlRequest, what: &str) -> Result<Option<[u8; 24]>> {

@@ -108,15 +108,19 @@ pub fn mac_string(l: &LinkMessage) -> String {
     l.attributes
         .iter()
         .find_map(|a| match a {
-            LinkAttribute::Address(b) => Some(
-                b.iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":"),
-            ),
+            LinkAttribute::Address(b) => Some(format_mac(b)),
             _ => None,
         })
         .unwrap_or_default()
+}
+
+/// `aa:bb:cc:dd:ee:ff`, as CNI results carry it.
+pub fn format_mac(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub fn parse_mac(s: &str) -> Result<Vec<u8>> {

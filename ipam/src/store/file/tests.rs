@@ -150,13 +150,18 @@ fn killed_add_is_rolled_back_by_the_next_lock() {
 #[test]
 fn gc_sweeps_stray_temp_files() {
     let d = TempDir::new("gc-sweep");
-    drop(open(&d, "b"));
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    crate::add(&c, &att("keep")).expect("add");
     // What an older version, killed mid-write, could leave.
     fs::write(file(&d, "tmp/4242.7"), b"{\"contai").expect("stray temp");
-    let st = open(&d, "b");
+    drop(open(&d, "b"));
     assert!(!tmp_is_empty(&d), "a lock alone does not scan tmp/");
-    st.clean_tmp().expect("sweep");
+    crate::gc(&c, &[att("keep")]).expect("gc");
     assert!(tmp_is_empty(&d));
+    assert_eq!(
+        open(&d, "b").addresses(&att("keep")).expect("kept").len(),
+        1
+    );
 }
 
 #[test]
