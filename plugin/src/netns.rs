@@ -105,8 +105,9 @@ impl Drop for NetnsGuard {
     }
 }
 
-/// Runs `f` on the calling thread, inside `ns` for the duration of the call. Refused on a
-/// thread that drives a tokio runtime: that one must never leave the host namespace.
+/// Runs `f` on the calling thread, inside `ns` for the duration of the call. Refused while
+/// a tokio runtime is current on the thread (inside `block_on` or `enter`): no task may
+/// ever run outside the host namespace.
 pub fn in_netns_here<T>(ns: &Netns, f: impl FnOnce() -> Result<T>) -> Result<T> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::Internal(
