@@ -163,6 +163,11 @@ impl TestNet {
         exec(self.host.path(), bin, &cni_env(command, att), stdin)
     }
 
+    /// The shipped `vbridge` with `conf` on stdin, as a runtime calls it.
+    pub fn vbridge(&self, command: &str, att: &Attachment, conf: &Value) -> Output {
+        self.call(&paths::vbridge(), command, att, conf.to_string().as_bytes())
+    }
+
     /// After a DEL: the port is off the bridge at once, and the veth pair (host end and the
     /// container's `eth0`) is gone shortly after — vbridge deletes it from a detached
     /// process, as the kernel takes 10–20 ms for it.

@@ -251,12 +251,7 @@ fn killed_adds_leave_nothing_behind() {
         cni_args: String::new(),
         capability_args: serde_json::Map::new(),
     };
-    let out = net.call(
-        &paths::vbridge(),
-        "GC",
-        &none,
-        gc_conf.to_string().as_bytes(),
-    );
+    let out = net.vbridge("GC", &none, &gc_conf);
     assert!(out.success(), "GC: {out}");
     println!("DEL + GC done: {:?}", t0.elapsed());
 

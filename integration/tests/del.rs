@@ -1,6 +1,6 @@
 //! DEL is idempotent and best-effort: repeated, after the netns is gone, without a netns.
 
-use integration::{ip, paths, Container, TestNet};
+use integration::{ip, Container, TestNet};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -49,12 +49,7 @@ fn del_twice_succeeds() {
         .unwrap_or_else(|e| panic!("DEL 2 (no prevResult): {e}"));
     let mut conf = net.flat_config("1.0.0");
     conf["prevResult"] = json!(res);
-    let out = net.call(
-        &paths::vbridge(),
-        "DEL",
-        &c.att,
-        conf.to_string().as_bytes(),
-    );
+    let out = net.vbridge("DEL", &c.att, &conf);
     assert!(
         out.success() && out.stdout.trim().is_empty(),
         "DEL 3 (stale prevResult): {out}"

@@ -163,12 +163,7 @@ fn add_passes_a_prev_result_on() {
         "interfaces": [{"name": "tap0", "mac": "02:00:00:00:00:01"}],
         "ips": [{"address": "192.0.2.9/24", "interface": 0}]
     });
-    let out = net.call(
-        &paths::vbridge(),
-        "ADD",
-        &c.att,
-        conf.to_string().as_bytes(),
-    );
+    let out = net.vbridge("ADD", &c.att, &conf);
     assert!(out.success(), "{out}");
     let res: Value = serde_json::from_str(&out.stdout).expect("result JSON");
     assert_eq!(res["interfaces"][0]["name"], "tap0", "{res}");
@@ -176,11 +171,6 @@ fn add_passes_a_prev_result_on() {
     assert_eq!(res["ips"][0]["address"], "192.0.2.9/24", "{res}");
     assert_eq!(res["ips"][1]["interface"], 3, "{res}");
     assert_eq!(res["interfaces"][3]["name"], "eth0", "{res}");
-    let del = net.call(
-        &paths::vbridge(),
-        "DEL",
-        &c.att,
-        conf.to_string().as_bytes(),
-    );
+    let del = net.vbridge("DEL", &c.att, &conf);
     assert!(del.success(), "{del}");
 }

@@ -116,7 +116,7 @@ fn cri_style_add_del_ignores_what_vbridge_does_not_use() {
     gone.netns = String::new();
     let conf = rt.plugin_config(&plugin, Some(&gone), None);
     assert!(conf.get("prevResult").is_none());
-    let out = net.call(&paths::vbridge(), "DEL", &gone, conf.to_string().as_bytes());
+    let out = net.vbridge("DEL", &gone, &conf);
     assert!(
         out.success() && out.stdout.trim().is_empty(),
         "second DEL (no prevResult, CNI_NETNS=\"\"): {out}"
@@ -520,7 +520,7 @@ fn gc_with_libcni_attachment_lists_keeps_listed() {
     conf["cni.dev/valid-attachments"] = json!([{"containerID": a.id(), "ifname": "eth0"}]);
     conf["cni.dev/attachments"] = json!([{"containerID": b.id(), "ifname": "eth0"}]);
     let none = no_attachment();
-    let out = net.call(&paths::vbridge(), "GC", &none, conf.to_string().as_bytes());
+    let out = net.vbridge("GC", &none, &conf);
     assert!(out.success() && out.stdout.trim().is_empty(), "GC: {out}");
     let mut kept = vec![a.id().to_string(), b.id().to_string()];
     kept.sort();
@@ -628,12 +628,7 @@ fn examples_pass_vbridge_validation() {
         conf["name"] = list["name"].clone();
         conf["cniVersion"] = json!("1.1.0");
         let att = no_attachment();
-        let out = net.call(
-            &paths::vbridge(),
-            "STATUS",
-            &att,
-            conf.to_string().as_bytes(),
-        );
+        let out = net.vbridge("STATUS", &att, &conf);
         assert!(out.success(), "{}: STATUS: {out}", path.display());
     }
 }

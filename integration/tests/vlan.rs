@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use integration::result::{gateway_of, ip_of};
 use integration::vlan::{self, PortVlan};
-use integration::{ip, paths, probe, Container, Runtime, Subnet, TestNet};
+use integration::{ip, probe, Container, Runtime, Subnet, TestNet};
 use serde_json::{json, Value};
 
 /// One vbridge network of the world: its own name, subnet and VLAN settings, the world's bridge.
@@ -437,12 +437,7 @@ fn del_and_gc_leave_no_vlan_state() {
     let c = Container::new();
     let plugin = &v200.rt.conflist()["plugins"][0];
     let conf = v200.rt.plugin_config(plugin, Some(&c.att), None);
-    let out = net.call(
-        &paths::vbridge(),
-        "ADD",
-        &c.att,
-        conf.to_string().as_bytes(),
-    );
+    let out = net.vbridge("ADD", &c.att, &conf);
     assert!(out.success(), "raw ADD: {out}");
     let now = ip::veths_after(&net.host, &[], std::time::Duration::ZERO);
     assert_eq!(now.len(), 3, "veth + gateway pair: {now:?}");

@@ -30,24 +30,14 @@ fn conf_with(net: &TestNet, extra: &Value) -> Value {
 }
 
 fn add(net: &TestNet, c: &Container, conf: &Value) -> integration::Output {
-    net.call(
-        &paths::vbridge(),
-        "ADD",
-        &c.att,
-        conf.to_string().as_bytes(),
-    )
+    net.vbridge("ADD", &c.att, conf)
 }
 
 /// A DEL with the ADD result as prevResult, as a runtime sends it.
 fn del(net: &TestNet, c: &Container, conf: &Value, result: &Value) {
     let mut conf = conf.clone();
     conf["prevResult"] = result.clone();
-    let out = net.call(
-        &paths::vbridge(),
-        "DEL",
-        &c.att,
-        conf.to_string().as_bytes(),
-    );
+    let out = net.vbridge("DEL", &c.att, &conf);
     assert!(out.success(), "DEL: {out}");
 }
 

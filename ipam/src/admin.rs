@@ -101,7 +101,7 @@ fn networks(opts: &LsOptions) -> Result<Vec<(String, PathBuf)>, Error> {
 }
 
 fn view(network: String, dir: &Path) -> Result<NetworkView, Error> {
-    let store = FileStore::read_only(dir);
+    let store = FileStore::open(dir);
     let boot = store.boot_id();
     let mut reservations = Vec::new();
     let mut corrupt = Vec::new();

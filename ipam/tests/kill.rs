@@ -83,7 +83,6 @@ fn killed_processes_never_leave_an_inconsistent_store() {
         child.wait().expect("reap");
     }
     let store = FileStore::open(tmp.0.join("k"))
-        .expect("open")
         .lock()
         .expect("lock repairs");
     assert!(

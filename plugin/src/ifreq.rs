@@ -35,19 +35,19 @@ impl IfSock {
     /// The index of link `name`; `None` if there is no such link.
     pub fn index(&self, name: &str) -> Result<Option<u32>> {
         Ok(self
-            .ask(name, nix::libc::SIOCGIFINDEX as _, "index")?
+            .ask(name, nix::libc::SIOCGIFINDEX, "index")?
             .map(|d| u32::from_ne_bytes([d[0], d[1], d[2], d[3]])))
     }
 
     /// The MAC address of link `name` as `aa:bb:cc:dd:ee:ff`; `None` if there is no such link.
     pub fn mac(&self, name: &str) -> Result<Option<String>> {
         Ok(self
-            .ask(name, nix::libc::SIOCGIFHWADDR as _, "MAC address")?
+            .ask(name, nix::libc::SIOCGIFHWADDR, "MAC address")?
             // A `struct sockaddr`: the family (2 bytes), then the address.
             .map(|d| crate::netlink::format_mac(&d[2..8])))
     }
 
-    fn ask(&self, name: &str, request: IoctlRequest, what: &str) -> Result<Option<[u8; 24]>> {
+    fn ask(&self, name: &str, request: nix::libc::c_ulong, what: &str) -> Result<Option<[u8; 24]>> {
         let bytes = name.as_bytes();
         if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
             // Names are validated before any lookup; this is a bug, not bad input.
@@ -62,7 +62,10 @@ impl IfSock {
         req.name[..bytes.len()].copy_from_slice(bytes);
         // SAFETY: both requests read a NUL-terminated name from `req` and write at most
         // the 40 bytes of a `struct ifreq` into it, which `IfReq` provides.
-        let rc = unsafe { nix::libc::ioctl(self.0.as_raw_fd(), request, &mut req as *mut IfReq) };
+        let rc = unsafe {
+            // `as _`: the request is a `c_ulong` in glibc, a `c_int` in musl.
+            nix::libc::ioctl(self.0.as_raw_fd(), request as _, &mut req as *mut IfReq)
+        };
         if rc == 0 {
             return Ok(Some(req.data));
         }
@@ -73,12 +76,6 @@ impl IfSock {
         }
     }
 }
-
-/// `ioctl`'s request type: `c_ulong` in glibc, `c_int` in musl.
-#[cfg(target_env = "musl")]
-type IoctlRequest = nix::libc::c_int;
-#[cfg(not(target_env = "musl"))]
-type IoctlRequest = nix::libc::c_ulong;
 
 #[cfg(test)]
 mod tests {

@@ -34,7 +34,7 @@ pub fn store_dir(cfg: &IpamConfig) -> Result<PathBuf, Error> {
 
 /// The locked store, created if needed (ADD, STATUS).
 fn lock(cfg: &IpamConfig) -> Result<LockedStore, Error> {
-    FileStore::open(store_dir(cfg)?)?.lock()
+    FileStore::open(store_dir(cfg)?).lock()
 }
 
 /// The locked store if it exists: DEL, CHECK and GC of a network that never had an ADD
@@ -44,5 +44,5 @@ fn lock_existing(cfg: &IpamConfig) -> Result<Option<LockedStore>, Error> {
     if !FileStore::is_store(&dir) {
         return Ok(None);
     }
-    FileStore::open(dir)?.lock().map(Some)
+    FileStore::open(dir).lock().map(Some)
 }

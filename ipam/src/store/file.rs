@@ -79,14 +79,10 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// The store in directory `dir`; `lock` creates it if it does not exist yet. (The
-    /// subdirectories are made with `meta.json`, so an existing store costs no `mkdir`.)
-    pub fn open(dir: impl Into<PathBuf>) -> Result<FileStore, Error> {
-        Ok(FileStore::read_only(dir))
-    }
-
-    /// A handle that creates nothing: for listing an existing store.
-    pub fn read_only(dir: impl Into<PathBuf>) -> FileStore {
+    /// The store in directory `dir`. Touches nothing: `lock` creates the store if it does
+    /// not exist yet (its subdirectories come with `meta.json`, so an existing store
+    /// costs no `mkdir`); the admin view only reads.
+    pub fn open(dir: impl Into<PathBuf>) -> FileStore {
         FileStore {
             dir: dir.into(),
             boot: super::boot_id().map(str::to_string),

@@ -19,7 +19,6 @@ fn att(id: &str) -> Attachment {
 
 fn open(d: &TempDir, boot: &str) -> LockedStore {
     FileStore::open(d.path().join("net1"))
-        .expect("open")
         .with_boot_id(Some(boot.to_string()))
         .lock()
         .expect("lock")
@@ -320,7 +319,6 @@ fn corrupt_journal_or_meta_stops_the_lock_with_107() {
     drop(open(&d, "b"));
     fs::write(file(&d, "journal"), b"{\"op\":").expect("garble");
     let e = FileStore::open(d.path().join("net1"))
-        .expect("open")
         .lock()
         .expect_err("corrupt journal");
     assert_eq!(e.code(), ErrorCode::StoreCorrupt);
@@ -331,7 +329,6 @@ fn corrupt_journal_or_meta_stops_the_lock_with_107() {
     fs::remove_file(file(&d, "journal")).expect("repair");
     fs::write(file(&d, "meta.json"), b"{\"format\":9}").expect("future format");
     let e = FileStore::open(d.path().join("net1"))
-        .expect("open")
         .lock()
         .expect_err("format");
     assert_eq!(e.code(), ErrorCode::StoreCorrupt);
@@ -375,9 +372,7 @@ fn lock_contention_times_out_with_code_11_then_succeeds() {
     let d = Arc::new(TempDir::new("lock"));
     let holder = open(&d, "b");
     let dir = d.path().join("net1");
-    let short = FileStore::open(&dir)
-        .expect("open")
-        .with_lock_timeout(Duration::from_millis(50));
+    let short = FileStore::open(&dir).with_lock_timeout(Duration::from_millis(50));
     let e = short.lock().expect_err("busy");
     assert_eq!(e.code(), ErrorCode::TryAgainLater);
     let waiter = {
@@ -385,7 +380,6 @@ fn lock_contention_times_out_with_code_11_then_succeeds() {
         std::thread::spawn(move || {
             let started = Instant::now();
             let st = FileStore::open(dir)
-                .expect("open")
                 .with_lock_timeout(Duration::from_secs(5))
                 .lock();
             (st.is_ok(), started.elapsed())
@@ -501,7 +495,6 @@ fn previous_boot_reclaim_only_on_exhaustion() {
     let dir = d.path().join("net1");
     let add = |boot: &str, id: &str| {
         let mut st = FileStore::open(&dir)
-            .expect("open")
             .with_boot_id(Some(boot.into()))
             .lock()
             .expect("lock");
@@ -512,7 +505,6 @@ fn previous_boot_reclaim_only_on_exhaustion() {
     }
     assert_eq!(add("B", "new0").expect("free one").len(), 1);
     let ev = FileStore::open(&dir)
-        .expect("open")
         .with_boot_id(Some("B".into()))
         .lock()
         .expect("lock");
@@ -529,7 +521,6 @@ fn previous_boot_reclaim_only_on_exhaustion() {
         "first stale reservation after the cursor"
     );
     let st = FileStore::open(&dir)
-        .expect("open")
         .with_boot_id(Some("B".into()))
         .lock()
         .expect("lock");
