@@ -183,11 +183,20 @@ pub struct NetConf {
     /// network that is briefly empty (a pod restart) does not pay for `nft` twice.
     #[serde(rename = "firewallTeardownDelayMs")]
     pub firewall_teardown_delay_ms: Option<u64>,
+    /// Rx and tx queues of each veth end; 0 leaves it to the kernel (one per CPU).
+    #[serde(rename = "vethQueues")]
+    pub veth_queues: Option<u32>,
 }
 
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/vbridge";
 pub const DEFAULT_FIREWALL_TEARDOWN_DELAY_MS: u64 = 2000;
+/// One queue per veth end: a container port gains nothing from more unless it runs XDP,
+/// and the kernel's default (one per CPU) makes every ADD and DEL register and remove
+/// two sysfs queue directories per CPU, under RTNL.
+pub const DEFAULT_VETH_QUEUES: u32 = 1;
+/// The kernel's limit on a link's queue count.
+pub const MAX_VETH_QUEUES: u32 = 4096;
 
 impl NetConf {
     /// Parses and validates stdin for the main plugin.
@@ -218,6 +227,14 @@ impl NetConf {
             self.firewall_teardown_delay_ms
                 .unwrap_or(DEFAULT_FIREWALL_TEARDOWN_DELAY_MS),
         )
+    }
+
+    /// Queues per veth end to ask for; `None`: the kernel's default.
+    pub fn veth_queues(&self) -> Option<u32> {
+        match self.veth_queues.unwrap_or(DEFAULT_VETH_QUEUES) {
+            0 => None,
+            n => Some(n),
+        }
     }
 
     /// Gateway mode: `isDefaultGateway` implies `isGateway`, as in the reference.
@@ -312,6 +329,11 @@ impl NetConf {
                 )));
             }
         }
+        if let Some(q) = self.veth_queues.filter(|q| *q > MAX_VETH_QUEUES) {
+            return Err(Error::config(format!(
+                "\"vethQueues\" {q} is outside 0-{MAX_VETH_QUEUES}"
+            )));
+        }
         if self.hairpin_mode && self.promisc_mode {
             return Err(Error::config(
                 "\"hairpinMode\" and \"promiscMode\" cannot both be true",
@@ -391,6 +413,22 @@ mod tests {
             code(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlan":5000}"#),
             ErrorCode::InvalidConfig
         );
+    }
+
+    #[test]
+    fn veth_queues_default_to_one_and_zero_means_the_kernels() {
+        let q = |extra: &str| {
+            parse(&format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge"{extra}}}"#
+            ))
+            .map(|c| c.veth_queues())
+        };
+        assert_eq!(q("").unwrap(), Some(1));
+        assert_eq!(q(r#","vethQueues":0"#).unwrap(), None);
+        assert_eq!(q(r#","vethQueues":4096"#).unwrap(), Some(4096));
+        let e = q(r#","vethQueues":4097"#).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidConfig);
+        assert!(e.to_string().contains("vethQueues"), "{e}");
     }
 
     #[test]

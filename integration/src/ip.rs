@@ -21,6 +21,8 @@ pub struct Link {
     pub mtu: Option<u32>,
     #[serde(default)]
     pub linkinfo: Option<LinkInfo>,
+    pub num_tx_queues: Option<u32>,
+    pub num_rx_queues: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -29,6 +31,11 @@ pub struct LinkInfo {
 }
 
 impl Link {
+    /// (tx, rx) queue counts.
+    pub fn queues(&self) -> (Option<u32>, Option<u32>) {
+        (self.num_tx_queues, self.num_rx_queues)
+    }
+
     /// "veth", "bridge", ... (None for lo).
     pub fn kind(&self) -> Option<&str> {
         self.linkinfo.as_ref()?.info_kind.as_deref()

@@ -147,6 +147,16 @@ fn bad_mtu_is_7() {
 }
 
 #[test]
+fn bad_veth_queues_is_7_or_6() {
+    let (net, c) = world();
+    for (q, code) in [(json!(4097), 7), (json!(-1), 6), (json!("many"), 6)] {
+        let mut conf = net.flat_config("1.0.0");
+        conf["vethQueues"] = q;
+        reject_conf(&net, &c, &conf, code);
+    }
+}
+
+#[test]
 fn missing_netns_is_104() {
     let (net, c) = world();
     let mut att = c.att.clone();

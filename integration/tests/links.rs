@@ -93,3 +93,35 @@ fn host_ends_get_no_ipv6_address_the_container_end_does() {
     );
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }
+
+/// The kernel's default queue count for a new link: one per possible CPU.
+fn possible_cpus() -> u32 {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/possible").expect("cpu/possible");
+    let num = |n: &str| n.parse::<u32>().expect("cpu/possible holds CPU numbers");
+    s.trim()
+        .split(',')
+        .map(|r| r.split_once('-').map_or(1, |(a, b)| num(b) - num(a) + 1))
+        .sum()
+}
+
+#[test]
+fn veth_ends_get_one_queue_unless_configured() {
+    let net = TestNet::new();
+    // Unset: ours (1). 0: the kernel's (one per possible CPU). Any other: that many.
+    for (queues, want) in [(None, 1), (Some(0), possible_cpus()), (Some(3), 3)] {
+        let mut plugin = net.vbridge_plugin();
+        if let Some(q) = queues {
+            plugin["vethQueues"] = json!(q);
+        }
+        let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+        let c = Container::new();
+        let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+        let host_veth = res["interfaces"][1]["name"].as_str().expect("host veth");
+        let want = (Some(want), Some(want));
+        let host = ip::link(&net.host, host_veth).map(|l| l.queues());
+        let ctr = ip::link(&c.ns, "eth0").map(|l| l.queues());
+        assert_eq!(host, Some(want), "host end, vethQueues {queues:?}");
+        assert_eq!(ctr, Some(want), "container end, vethQueues {queues:?}");
+        rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    }
+}

@@ -223,6 +223,8 @@ pub struct VethSpec<'a> {
     pub container_mac: Option<Vec<u8>>,
     /// Ownership tag for GC (`names::link_group`).
     pub group: u32,
+    /// Rx and tx queues of each end; `None`: the kernel's default.
+    pub queues: Option<u32>,
 }
 
 pub async fn create_veth(h: &Handle, s: &VethSpec<'_>) -> Result<()> {
@@ -237,6 +239,15 @@ pub async fn create_veth(h: &Handle, s: &VethSpec<'_>) -> Result<()> {
     }
     if let Some(mac) = &s.container_mac {
         peer = peer.address(mac.clone());
+    }
+    if let Some(q) = s.queues {
+        let attrs = || [LinkAttribute::NumTxQueues(q), LinkAttribute::NumRxQueues(q)];
+        for a in attrs() {
+            peer = peer.append_extra_attribute(a);
+        }
+        for a in attrs() {
+            host = host.append_extra_attribute(a);
+        }
     }
     let msg = host
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))

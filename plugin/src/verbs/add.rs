@@ -276,6 +276,7 @@ impl<'a> Add<'a> {
             mtu: self.conf.mtu,
             container_mac: mac,
             group: names::link_group(&self.conf.name),
+            queues: self.conf.veth_queues(),
         };
         // A host end with our deterministic name can only be a leftover of this same
         // attachment (its container end is gone, checked above): replace it.
