@@ -37,24 +37,10 @@ pub fn assign<S: Store>(
     store: &mut S,
     att: &Attachment,
 ) -> Result<Vec<IpAddr>, Error> {
-    assign_with(cfg, store, att, |_| {})
-}
-
-/// `assign`, telling `chosen` the addresses once they are decided and before they are
-/// written (so a caller can start using them while the store makes them durable; they
-/// are the attachment's if and only if this returns them).
-pub fn assign_with<S: Store>(
-    cfg: &IpamConfig,
-    store: &mut S,
-    att: &Attachment,
-    chosen: impl FnOnce(&[IpAddr]),
-) -> Result<Vec<IpAddr>, Error> {
     let held = store.addresses(att)?;
     if !held.is_empty() {
         if still_ours(store, att, &held)? {
-            let held = reuse(cfg, att, held)?;
-            chosen(&held);
-            return Ok(held);
+            return reuse(cfg, att, held);
         }
         // Its addresses were reclaimed after a reboot and now belong to others: drop the
         // stale index (release removes only records naming `att`) and allocate afresh.
@@ -75,7 +61,6 @@ pub fn assign_with<S: Store>(
         };
         picks.push(ip);
     }
-    chosen(&picks);
     store.reserve(att, &picks)?;
     for (set, ip) in picks.iter().enumerate() {
         // The cursor is a hint: failing to move it costs fairness, never correctness.

@@ -28,4 +28,4 @@ pub mod walk;
 mod testutil;
 
 pub use error::Error;
-pub use ops::{add, add_with, check, del, gc, result, status, store_dir};
+pub use ops::{add, check, del, gc, result, status, store_dir};

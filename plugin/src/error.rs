@@ -40,7 +40,7 @@ pub enum Error {
     /// STATUS: an ADD could not succeed now.
     #[error("{0}")]
     NotAvailable(String),
-    /// A broken assumption of vbridge itself (a bug), e.g. a worker thread that panicked.
+    /// A broken assumption of vbridge itself (a bug), e.g. a helper thread that panicked.
     #[error("internal error: {0}")]
     Internal(String),
     /// DEL and GC keep going and report every failure at the end.

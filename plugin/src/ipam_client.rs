@@ -50,21 +50,6 @@ impl<'a> IpamClient<'a> {
         })
     }
 
-    /// `add`, handing `chosen` the result as soon as it is known: the in-process IPAM
-    /// decides the addresses before it makes them durable (see `ipam::add_with`); a
-    /// delegate's result comes when it exits. An error afterwards means the addresses are
-    /// not the attachment's.
-    pub fn add_with(&self, att: &Attachment, chosen: impl FnOnce(&CniResult)) -> Result<CniResult> {
-        match self {
-            IpamClient::InProcess(cfg) => Ok(ipam::add_with(cfg, att, chosen)?),
-            _ => {
-                let r = self.add(att)?;
-                chosen(&r);
-                Ok(r)
-            }
-        }
-    }
-
     pub fn add(&self, att: &Attachment) -> Result<CniResult> {
         match self {
             IpamClient::None => Ok(CniResult::default()),

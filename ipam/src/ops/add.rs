@@ -10,19 +10,8 @@ use std::net::IpAddr;
 
 /// Reserves addresses for `att` and returns the abbreviated IPAM result.
 pub fn add(cfg: &IpamConfig, att: &Attachment) -> Result<CniResult, Error> {
-    add_with(cfg, att, |_| {})
-}
-
-/// `add`, handing `chosen` the result as soon as the addresses are decided, while the
-/// store still writes them (see `allocator::assign_with`): the caller may configure them
-/// meanwhile, and must undo that if this returns an error.
-pub fn add_with(
-    cfg: &IpamConfig,
-    att: &Attachment,
-    chosen: impl FnOnce(&CniResult),
-) -> Result<CniResult, Error> {
     let mut store = super::lock(cfg)?;
-    let ips = allocator::assign_with(cfg, &mut store, att, |ips| chosen(&result(cfg, ips)))?;
+    let ips = allocator::assign(cfg, &mut store, att)?;
     log::info!(
         "network {}: {}/{} got {}",
         cfg.network,

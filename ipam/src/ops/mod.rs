@@ -9,7 +9,7 @@ mod del;
 mod gc;
 mod status;
 
-pub use add::{add, add_with, result};
+pub use add::{add, result};
 pub use check::check;
 pub use del::del;
 pub use gc::gc;
