@@ -229,6 +229,8 @@ mod alarm {
         }
     }
 
+    /// Also unblocks SIGALRM on this thread: a signal mask (and an ignored disposition)
+    /// survives exec, so the runtime that started us may have left it blocked.
     fn install_handler() -> io::Result<()> {
         use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
         let act = SigAction::new(
@@ -237,8 +239,9 @@ mod alarm {
             SigSet::empty(),
         );
         // SAFETY: the handler does nothing, so it is async-signal-safe.
-        unsafe { sigaction(Signal::SIGALRM, &act) }
-            .map(|_| ())
+        unsafe { sigaction(Signal::SIGALRM, &act) }.map_err(io::Error::from)?;
+        SigSet::from(Signal::SIGALRM)
+            .thread_unblock()
             .map_err(io::Error::from)
     }
 
@@ -338,6 +341,7 @@ mod tests {
 
     #[test]
     fn a_held_lock_times_out_on_time_every_time_and_leaves_no_timer() {
+        use nix::sys::signal::{SigSet, Signal};
         use std::time::{Duration, Instant};
         let d = TempDir::new("fsio-lock");
         let path = d.path().join("lock");
@@ -345,11 +349,31 @@ mod tests {
         fs2::FileExt::lock_exclusive(&holder).expect("hold");
         // Another open file description: its flock conflicts with the holder's.
         let waiter = File::open(&path).expect("open");
-        assert_eq!(timers_of_this_thread(), 0);
-        for timeout in [0, 1, 2, 5, 20].map(Duration::from_millis).repeat(20) {
-            let started = Instant::now();
-            let got = lock_exclusive_within(&waiter, timeout).expect("a timeout is no error");
-            let waited = started.elapsed();
+        // On a thread of its own, so that a wait that never ends fails this test instead
+        // of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // As a runtime may leave it for us: the wait must not depend on it.
+            SigSet::from(Signal::SIGALRM)
+                .thread_block()
+                .expect("block SIGALRM");
+            assert_eq!(timers_of_this_thread(), 0);
+            for timeout in [0, 1, 2, 5, 20].map(Duration::from_millis).repeat(20) {
+                let started = Instant::now();
+                let got = lock_exclusive_within(&waiter, timeout).expect("a timeout is no error");
+                tx.send((got, timeout, started.elapsed())).expect("send");
+            }
+            tx.send((false, Duration::ZERO, Duration::ZERO))
+                .expect("send");
+            assert_eq!(timers_of_this_thread(), 0, "every wait deletes its timer");
+            let got = lock_exclusive_within(&waiter, Duration::from_secs(10)).expect("lock");
+            tx.send((got, Duration::ZERO, Duration::ZERO))
+                .expect("send");
+        });
+        for _ in 0..100 {
+            let (got, timeout, waited) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a wait that times out must end");
             assert!(!got, "the lock is held");
             assert!(waited >= timeout, "gave up early: {waited:?} < {timeout:?}");
             assert!(
@@ -357,14 +381,14 @@ mod tests {
                 "late: {waited:?}"
             );
         }
-        assert_eq!(timers_of_this_thread(), 0, "every wait deletes its timer");
-        let releaser = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            drop(holder);
-        });
-        let got = lock_exclusive_within(&waiter, Duration::from_secs(10)).expect("lock");
-        assert!(got, "handed over once the holder lets go");
-        releaser.join().expect("thread");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("timer check passed");
+        std::thread::sleep(Duration::from_millis(100));
+        drop(holder);
+        let (got, ..) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the lock is handed over once the holder lets go");
+        assert!(got);
     }
 
     #[test]
