@@ -125,7 +125,9 @@ fn dispatch(
         });
         return Ok(version_reply(req.as_deref()));
     }
-    let mut buf = Vec::new();
+    // Room for any usual config (a prevResult included) up front: std's read_to_end
+    // otherwise probes an empty buffer with a few small reads first.
+    let mut buf = Vec::with_capacity(16 * 1024);
     stdin.read_to_end(&mut buf).map_err(|e| {
         CniError::new(
             ErrorCode::Io,
