@@ -8,7 +8,7 @@ use conf::Attachment;
 use std::net::IpAddr;
 
 pub fn check(cfg: &IpamConfig, att: &Attachment, expected: &[IpAddr]) -> Result<(), Error> {
-    match super::lock_existing(cfg)? {
+    match super::lock_existing(cfg, false)? {
         Some(store) => check_in(&store, att, expected),
         None => mismatch(att, expected, &[]),
     }

@@ -7,7 +7,7 @@ use conf::ipamconf::IpamConfig;
 use conf::Attachment;
 
 pub fn del(cfg: &IpamConfig, att: &Attachment) -> Result<(), Error> {
-    let Some(mut store) = super::lock_existing(cfg)? else {
+    let Some(mut store) = super::lock_existing(cfg, true)? else {
         return Ok(());
     };
     let released = store.release(att)?;

@@ -13,7 +13,7 @@ use conf::Attachment;
 use std::collections::{BTreeSet, HashSet};
 
 pub fn gc(cfg: &IpamConfig, valid: &[Attachment]) -> Result<Vec<Attachment>, Error> {
-    let Some(mut store) = super::lock_existing(cfg)? else {
+    let Some(mut store) = super::lock_existing(cfg, false)? else {
         return Ok(Vec::new());
     };
     if let Err(e) = store.clean_tmp() {

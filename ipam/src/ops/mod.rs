@@ -33,16 +33,19 @@ pub fn store_dir(cfg: &IpamConfig) -> Result<PathBuf, Error> {
 }
 
 /// The locked store, created if needed (ADD, STATUS).
-fn lock(cfg: &IpamConfig) -> Result<LockedStore, Error> {
-    FileStore::open(store_dir(cfg)?).lock()
+/// `urgent`: for ADD and DEL, short enough to run at a raised priority (`FileStore::urgent`).
+fn lock(cfg: &IpamConfig, urgent: bool) -> Result<LockedStore, Error> {
+    let fs = FileStore::open(store_dir(cfg)?);
+    if urgent { fs.urgent() } else { fs }.lock()
 }
 
 /// The locked store if it exists: DEL, CHECK and GC of a network that never had an ADD
 /// (or whose dataDir was on a tmpfs wiped by a reboot) must not create one.
-fn lock_existing(cfg: &IpamConfig) -> Result<Option<LockedStore>, Error> {
+fn lock_existing(cfg: &IpamConfig, urgent: bool) -> Result<Option<LockedStore>, Error> {
     let dir = store_dir(cfg)?;
     if !FileStore::is_store(&dir) {
         return Ok(None);
     }
-    FileStore::open(dir).lock().map(Some)
+    let fs = FileStore::open(dir);
+    if urgent { fs.urgent() } else { fs }.lock().map(Some)
 }

@@ -14,7 +14,7 @@ pub fn status(cfg: &IpamConfig) -> Result<(), Error> {
 }
 
 fn probe(cfg: &IpamConfig) -> Result<(), Error> {
-    let store = super::lock(cfg)?;
+    let store = super::lock(cfg, false)?;
     store.probe_writable()?;
     for set in 0..cfg.range_sets.len() {
         // The stale search reads every record, but only runs on a full set.

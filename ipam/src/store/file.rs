@@ -76,6 +76,7 @@ pub struct FileStore {
     dir: PathBuf,
     boot: Option<String>,
     lock_timeout: Duration,
+    urgent: bool,
 }
 
 impl FileStore {
@@ -87,7 +88,15 @@ impl FileStore {
             dir: dir.into(),
             boot: super::boot_id().map(str::to_string),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            urgent: false,
         }
+    }
+
+    /// The lock holder runs at a raised CPU priority (see `fsio::Boost`): for the short
+    /// ADD and DEL, never for a GC that may walk a whole pool.
+    pub fn urgent(mut self) -> FileStore {
+        self.urgent = true;
+        self
     }
 
     /// Overrides the boot id (tests simulate a reboot with it).
@@ -136,9 +145,11 @@ impl FileStore {
         }
         .map_err(|e| Error::io("open", &path, e))?;
         acquire(&file, &path, self.lock_timeout)?;
+        let boost = self.urgent.then(fsio::Boost::raise);
         let locked = LockedStore {
             fs: self,
             _lock: file,
+            _boost: boost,
         };
         locked.prepare()?;
         Ok(locked)
@@ -279,6 +290,8 @@ pub struct LockedStore {
     fs: FileStore,
     /// Holds the flock; closing it (on drop) releases the lock.
     _lock: File,
+    /// Dropped after the lock: the priority returns once the lock is free.
+    _boost: Option<fsio::Boost>,
 }
 
 impl LockedStore {

@@ -147,6 +147,47 @@ pub fn lock_exclusive_within(file: &File, timeout: std::time::Duration) -> io::R
     }
 }
 
+/// While alive, the calling thread runs at nice `BOOST_NICE` (unless it already runs at
+/// that or higher), restored on drop. flock has no priority inheritance: in a burst of
+/// concurrent ADDs every lock holder competes for the CPU with dozens of starting plugin
+/// processes, and each preemption of the holder stalls all the waiters queued behind it
+/// (40 ADDs at once on 2 CPUs: the lock wait went from a median of 17–37 ms to 2.6–5 ms).
+/// Without the privilege to raise it (not root) nothing changes.
+#[derive(Debug)]
+pub struct Boost(Option<i32>);
+
+const BOOST_NICE: i32 = -15;
+
+impl Boost {
+    pub fn raise() -> Boost {
+        use nix::errno::Errno;
+        use nix::libc;
+        Errno::clear();
+        // SAFETY: plain syscalls on the calling thread; -1 is a valid nice, hence errno.
+        let old = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        if (old == -1 && Errno::last_raw() != 0) || old <= BOOST_NICE {
+            return Boost(None);
+        }
+        // SAFETY: as above.
+        let raised = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BOOST_NICE) } == 0;
+        Boost(raised.then_some(old))
+    }
+
+    /// Whether the priority was raised.
+    pub fn raised(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for Boost {
+    fn drop(&mut self) {
+        if let Some(old) = self.0 {
+            // SAFETY: as above; lowering the priority again cannot fail for lack of rights.
+            unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, old) };
+        }
+    }
+}
+
 /// A POSIX timer that sends SIGALRM to the calling thread alone (`SIGEV_THREAD_ID`) at
 /// the timeout and every few milliseconds after it, until dropped. The repeats close the
 /// race of a signal that lands just before the blocking call starts. SIGALRM gets a
@@ -295,7 +336,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testutil::TempDir;
 
@@ -389,6 +430,37 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("the lock is handed over once the holder lets go");
         assert!(got);
+    }
+
+    pub(crate) fn is_root() -> bool {
+        // SAFETY: geteuid cannot fail.
+        unsafe { nix::libc::geteuid() == 0 }
+    }
+
+    /// This thread's nice value.
+    pub(crate) fn nice() -> i32 {
+        // SAFETY: a plain syscall on the calling thread.
+        unsafe { nix::libc::getpriority(nix::libc::PRIO_PROCESS, 0) }
+    }
+
+    #[test]
+    fn boost_raises_this_threads_priority_until_dropped() {
+        // On a thread of its own: a nice value is per thread.
+        std::thread::spawn(|| {
+            let before = nice();
+            let boost = Boost::raise();
+            if is_root() {
+                assert!(boost.raised());
+                assert_eq!(nice(), BOOST_NICE);
+            } else {
+                assert!(!boost.raised(), "only root may raise it");
+                assert_eq!(nice(), before);
+            }
+            drop(boost);
+            assert_eq!(nice(), before, "restored");
+        })
+        .join()
+        .expect("thread");
     }
 
     #[test]

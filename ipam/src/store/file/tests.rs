@@ -619,3 +619,31 @@ fn empty_journal_from_a_power_loss_is_dropped_not_fatal() {
         "the reservation is untouched"
     );
 }
+
+#[test]
+fn only_an_urgent_store_raises_the_lock_holders_priority() {
+    use crate::store::fsio::tests::{is_root, nice};
+    let d = TempDir::new("urgent");
+    let dir = d.path().join("net1");
+    std::thread::spawn(move || {
+        let before = nice();
+        let plain = FileStore::open(&dir).lock().expect("lock");
+        assert_eq!(
+            nice(),
+            before,
+            "GC, CHECK, STATUS and the admin view keep theirs"
+        );
+        drop(plain);
+        let urgent = FileStore::open(&dir).urgent().lock().expect("lock");
+        if is_root() {
+            assert!(
+                nice() < before,
+                "ADD and DEL hold the lock at a raised priority"
+            );
+        }
+        drop(urgent);
+        assert_eq!(nice(), before, "restored with the lock");
+    })
+    .join()
+    .expect("thread");
+}
