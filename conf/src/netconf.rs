@@ -423,9 +423,9 @@ mod tests {
             ))
             .map(|c| c.veth_queues())
         };
-        assert_eq!(q("").unwrap(), Some(1));
-        assert_eq!(q(r#","vethQueues":0"#).unwrap(), None);
-        assert_eq!(q(r#","vethQueues":4096"#).unwrap(), Some(4096));
+        assert_eq!(q("").expect("default"), Some(1));
+        assert_eq!(q(r#","vethQueues":0"#).expect("zero"), None);
+        assert_eq!(q(r#","vethQueues":4096"#).expect("max"), Some(4096));
         let e = q(r#","vethQueues":4097"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidConfig);
         assert!(e.to_string().contains("vethQueues"), "{e}");
