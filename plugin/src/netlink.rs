@@ -30,7 +30,7 @@ pub fn connect_host() -> Result<Handle> {
 pub fn connect_in(ns: &Netns) -> Result<Handle> {
     let rt = tokio::runtime::Handle::current();
     std::thread::scope(|s| {
-        s.spawn(|| connect_in_worker(ns, &rt, || Ok(())).map(|(h, ())| h))
+        s.spawn(|| connect_in_here(ns, &rt, || Ok(())).map(|(h, ())| h))
             .join()
             .unwrap_or_else(|_| Err(Error::Internal("the netns thread panicked".into())))
     })
@@ -39,7 +39,7 @@ pub fn connect_in(ns: &Netns) -> Result<Handle> {
 /// A connection bound to `ns`, opened outside the runtime (a side thread, or ADD's main
 /// thread before it runs the runtime) and driven by the runtime behind `rt`; with
 /// whatever else `also` opens in `ns` on the way.
-pub fn connect_in_worker<T>(
+pub fn connect_in_here<T>(
     ns: &Netns,
     rt: &tokio::runtime::Handle,
     also: impl FnOnce() -> Result<T>,

@@ -42,10 +42,8 @@ fn lock(cfg: &IpamConfig, urgent: bool) -> Result<LockedStore, Error> {
 /// The locked store if it exists: DEL, CHECK and GC of a network that never had an ADD
 /// (or whose dataDir was on a tmpfs wiped by a reboot) must not create one.
 fn lock_existing(cfg: &IpamConfig, urgent: bool) -> Result<Option<LockedStore>, Error> {
-    let dir = store_dir(cfg)?;
-    if !FileStore::is_store(&dir) {
+    if !FileStore::is_store(&store_dir(cfg)?) {
         return Ok(None);
     }
-    let fs = FileStore::open(dir);
-    if urgent { fs.urgent() } else { fs }.lock().map(Some)
+    lock(cfg, urgent).map(Some)
 }

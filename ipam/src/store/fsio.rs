@@ -203,8 +203,10 @@ mod alarm {
         signo: libc::c_int,
         notify: libc::c_int,
         tid: libc::c_int,
-        _pad: [libc::c_int; (64 - std::mem::size_of::<usize>() - 12) / 4],
+        _pad: [libc::c_int; PAD],
     }
+
+    const PAD: usize = (64 - std::mem::size_of::<usize>() - 12) / 4;
 
     pub struct Alarm(libc::c_int);
 
@@ -219,7 +221,7 @@ mod alarm {
                 notify: libc::SIGEV_THREAD_ID,
                 // SAFETY: gettid has no preconditions.
                 tid: unsafe { libc::syscall(libc::SYS_gettid) } as libc::c_int,
-                _pad: [0; (64 - std::mem::size_of::<usize>() - 12) / 4],
+                _pad: [0; PAD],
             };
             let mut id: libc::c_int = 0;
             // SAFETY: `ev` is a complete kernel sigevent and `id` receives the timer id;

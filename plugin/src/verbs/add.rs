@@ -424,7 +424,7 @@ struct Container {
 
 impl Container {
     fn open(ns: &Netns, rt: &tokio::runtime::Handle) -> Result<Container> {
-        let (nl, links) = netlink::connect_in_worker(ns, rt, IfSock::open)?;
+        let (nl, links) = netlink::connect_in_here(ns, rt, IfSock::open)?;
         Ok(Container { nl, links })
     }
 }
