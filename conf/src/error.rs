@@ -117,8 +117,6 @@ impl std::error::Error for CniError {}
 pub enum Error {
     #[error("incompatible CNI version: {0}")]
     Version(String),
-    #[error("unsupported field {field}: {msg}")]
-    UnsupportedField { field: String, msg: String },
     #[error("unknown container: {0}")]
     UnknownContainer(String),
     #[error("invalid environment: {0}")]
@@ -139,7 +137,6 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Version(_) => ErrorCode::IncompatibleVersion,
-            Error::UnsupportedField { .. } => ErrorCode::UnsupportedField,
             Error::UnknownContainer(_) => ErrorCode::UnknownContainer,
             Error::Env(_) => ErrorCode::InvalidEnv,
             Error::Io(_) => ErrorCode::Io,

@@ -1,5 +1,5 @@
 //! VLANs proven with traffic: access ports, trunks, per-VLAN gateways, `isolate`, VID 1,
-//! adopted bridges, CHECK of port VLANs, and cleanup by DEL and GC.
+//! `macspoofchk` per VID, adopted bridges, CHECK of port VLANs, and cleanup by DEL and GC.
 //!
 //! Needs bridge VLAN filtering and 8021q, so every test is ignored on a normal run;
 //! `scripts/test` runs this binary with `--ignored --test-threads=1` on a kernel that has both,
@@ -276,6 +276,79 @@ fn trunk_port_reaches_both_vlans_through_8021q_subinterfaces() {
 
     trunk.detach(&t);
     v200.detach(&c);
+    v100.detach(&a);
+}
+
+/// With VLAN filtering the bridge looks source MACs up per VID: the spoof check must let
+/// the container's MAC through on the access VLAN and on every trunk VLAN.
+#[test]
+#[ignore = "needs bridge VLAN filtering + 8021q: scripts/test runs it on such a kernel or in a VM"]
+fn macspoofchk_holds_on_access_and_trunk_ports() {
+    let net = TestNet::new();
+    let v100 = vlan_net(
+        &net,
+        "v100",
+        subnet(100),
+        json!({"vlan": 100, "macspoofchk": true}),
+    );
+    let trunk = vlan_net(
+        &net,
+        "trunk",
+        subnet(1),
+        json!({"vlanTrunk": [{"id": 100}, {"id": 300}], "macspoofchk": true,
+               "isGateway": false, "isDefaultGateway": false}),
+    );
+    let (a, ra) = v100.attach();
+    let (b, rb) = v100.attach();
+    let (t, rt) = trunk.attach();
+    assert!(
+        ip::ping(&a.ns, ip_of(&rb)),
+        "a → b on spoof-checked VLAN 100"
+    );
+    let t_mac = rt["interfaces"][2]["mac"].as_str().expect("trunk MAC");
+    let port = host_port(&rt);
+    let fdb = ip::must_run_in(&net.host, &["bridge", "-j", "fdb", "show", "dev", &port]).json();
+    let vids: Vec<u64> = fdb
+        .as_array()
+        .expect("bridge -j fdb: an array")
+        .iter()
+        .filter(|e| e["mac"] == t_mac && e["state"] == "static")
+        .filter_map(|e| e["vlan"].as_u64())
+        .collect();
+    assert!(
+        vids.contains(&100) && vids.contains(&300),
+        "static entries for {t_mac} per trunk VID: {fdb}"
+    );
+    add_vlan_subif(&t, 100, v100.subnet.host(250));
+    assert!(ip::ping(&t.ns, ip_of(&ra)), "trunk eth0.100 → a");
+    v100.rt
+        .check(&a.att)
+        .unwrap_or_else(|e| panic!("CHECK a: {e}"));
+    trunk
+        .rt
+        .check(&t.att)
+        .unwrap_or_else(|e| panic!("CHECK trunk: {e}"));
+
+    for (c, peer) in [(&a, &b), (&t, &a)] {
+        ip::must_run_in(
+            &c.ns,
+            &["ip", "link", "set", "eth0", "address", "02:5b:00:00:00:99"],
+        );
+        for x in [c, peer] {
+            ip::must_run_in(&x.ns, &["ip", "neigh", "flush", "all"]);
+        }
+    }
+    assert!(
+        !ip::ping_once(&a.ns, ip_of(&rb)),
+        "a → b with a spoofed MAC"
+    );
+    assert!(
+        !ip::ping_once(&t.ns, ip_of(&ra)),
+        "trunk eth0.100 → a with a spoofed MAC"
+    );
+
+    trunk.detach(&t);
+    v100.detach(&b);
     v100.detach(&a);
 }
 

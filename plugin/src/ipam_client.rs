@@ -14,6 +14,15 @@ use std::process::{Command, Stdio};
 
 pub const IN_PROCESS_TYPE: &str = "vbridge-ipam";
 
+/// `ipam.type`; empty for a layer-2 only network.
+pub fn ipam_type(conf: &NetConf) -> &str {
+    conf.ipam
+        .as_ref()
+        .and_then(|v| v.get("type"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+}
+
 pub enum IpamClient<'a> {
     /// `ipam` absent or without a type: a layer-2 only attachment.
     None,
@@ -26,13 +35,7 @@ pub enum IpamClient<'a> {
 
 impl<'a> IpamClient<'a> {
     pub fn new(conf: &NetConf, req: &'a Request) -> Result<IpamClient<'a>> {
-        let kind = conf
-            .ipam
-            .as_ref()
-            .and_then(|v| v.get("type"))
-            .and_then(|t| t.as_str())
-            .unwrap_or("");
-        Ok(match kind {
+        Ok(match ipam_type(conf) {
             "" => IpamClient::None,
             IN_PROCESS_TYPE => {
                 IpamClient::InProcess(Box::new(IpamConfig::from_netconf(conf, &req.args)?))

@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod ifreq;
 pub mod install;
 pub mod ipam_client;
+pub mod macspoof;
 pub mod names;
 pub mod netlink;
 pub mod netns;

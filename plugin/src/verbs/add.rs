@@ -23,6 +23,14 @@ use std::net::IpAddr;
 
 pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
+    if conf.disable_container_interface && !crate::ipam_client::ipam_type(&conf).is_empty() {
+        // As the reference (only ADD refuses: DEL must clean up whatever the config).
+        return Err(conf::Error::config(
+            "\"disableContainerInterface\": true leaves the container interface down, so it \
+             cannot be used with \"ipam\"; remove one of them",
+        )
+        .into());
+    }
     let ipam = IpamClient::new(&conf, req)?;
     let ns = Netns::open(&req.args.netns)?;
     ns.ensure_not_own()?;
@@ -179,8 +187,16 @@ impl<'a> Add<'a> {
         trunk: &[u16],
         mut ipres: CniResult,
     ) -> Result<Configured> {
-        self.configure_port(host, host_index, vlan, trunk).await?;
         let ifname = &self.req.args.ifname;
+        let mac = |links: &IfSock, name: &str| -> Result<String> {
+            links
+                .mac(name)?
+                .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
+        };
+        // Read first: the port's spoof check (macspoofchk) lets only this MAC through.
+        let ctr_mac = mac(&ctr.links, ifname)?;
+        self.configure_port(host, host_index, vlan, trunk, &ctr_mac)
+            .await?;
         let ctr_index = ctr.links.index(ifname)?.ok_or_else(|| {
             Error::Check(format!(
                 "container interface {ifname} vanished after creation"
@@ -189,15 +205,7 @@ impl<'a> Add<'a> {
         let gateways = gateways(self.conf, &mut ipres);
         self.configure_container(&ctr.nl, ctr_index, &ipres, &gateways)
             .await?;
-        let mac = |links: &IfSock, name: &str| -> Result<String> {
-            links
-                .mac(name)?
-                .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
-        };
-        let macs = [
-            mac(&self.host_links, &self.host_veth)?,
-            mac(&ctr.links, ifname)?,
-        ];
+        let macs = [mac(&self.host_links, &self.host_veth)?, ctr_mac];
         Ok(Configured {
             ipres,
             gateways,
@@ -281,22 +289,35 @@ impl<'a> Add<'a> {
         idx: u32,
         vlan: Option<u16>,
         trunk: &[u16],
+        ctr_mac: &str,
     ) -> Result<()> {
         // Before the container end goes up: until then the port has no carrier.
         netlink::suppress_ipv6_link_local(host, idx).await?;
-        if self.conf.hairpin_mode || self.conf.port_isolation {
-            let msg = LinkBridgePort::new(idx)
-                .hairpin(self.conf.hairpin_mode)
-                .isolated(self.conf.port_isolation)
-                .build();
-            host.link().set_port(msg).execute().await.map_err(|e| {
-                Error::netlink(
-                    format!("failed to set bridge port options on {}", self.host_veth),
-                    e,
-                )
-            })?;
+        let c = self.conf;
+        if c.hairpin_mode || c.port_isolation || c.mac_spoof_chk {
+            let mut port = LinkBridgePort::new(idx)
+                .hairpin(c.hairpin_mode)
+                .isolated(c.port_isolation);
+            if c.mac_spoof_chk {
+                port = port.locked(true);
+            }
+            host.link()
+                .set_port(port.build())
+                .execute()
+                .await
+                .map_err(|e| {
+                    Error::netlink(
+                        format!("failed to set bridge port options on {}", self.host_veth),
+                        e,
+                    )
+                })?;
         }
-        bridge::configure_port_vlans(host, idx, vlan, trunk, self.conf.preserve_default_vlan).await
+        bridge::configure_port_vlans(host, idx, vlan, trunk, c.preserve_default_vlan).await?;
+        if c.mac_spoof_chk {
+            let mac = netlink::parse_mac(ctr_mac)?;
+            crate::macspoof::allow(host, idx, &self.host_veth, &mac).await?;
+        }
+        Ok(())
     }
 
     async fn configure_container(
@@ -308,6 +329,11 @@ impl<'a> Add<'a> {
     ) -> Result<()> {
         // DAD would stall the first seconds of IPv6 traffic on a link we just created.
         let nodad = !self.conf.enabledad;
+        if self.conf.disable_container_interface {
+            // Left down for whoever takes the link over (e.g. a VM's bridge in the pod);
+            // without IPAM there is nothing else to configure.
+            return Ok(());
+        }
         // Up before routes: a gateway is only reachable through a link that is up. (Asking
         // for IFF_UP on the peer at creation fails with ENOTCONN.)
         netlink::set_up(ctr, idx).await?;

@@ -1,6 +1,7 @@
 //! CHECK: compares the live state with `prevResult` — container interface, its
 //! addresses and routes, the host veth on the bridge, VLAN membership is left to
-//! `bridge`, the IPAM reservation, and the firewall when configured. Silent on success.
+//! `bridge`, the MAC spoof check, the IPAM reservation, and the firewall when configured.
+//! Silent on success.
 
 use super::{load, runtime, subnets_of};
 use crate::error::{Error, Result};
@@ -28,11 +29,12 @@ pub fn check(req: &Request) -> Result<()> {
     runtime()?.block_on(async {
         let host = netlink::connect_host()?;
         let ctr = netlink::connect_in(&ns)?;
-        check_container(&ctr, &req.args.ifname, &prev, &ours).await?;
+        let ctr_mac = check_container(&ctr, &req.args.ifname, &prev, &ours).await?;
         check_host(
             &host,
             &conf,
             &names::host_veth(&conf.name, &att.container_id, &att.ifname),
+            &ctr_mac,
         )
         .await
     })?;
@@ -76,7 +78,7 @@ async fn check_container(
     ifname: &str,
     prev: &CniResult,
     ours: &[IpNetwork],
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     let link = netlink::link_by_name(ctr, ifname)
         .await?
         .ok_or_else(|| Error::Check(format!("interface {ifname} is missing from the container")))?;
@@ -123,10 +125,11 @@ async fn check_container(
             )));
         }
     }
-    Ok(())
+    netlink::parse_mac(&netlink::mac_string(&link))
 }
 
-async fn check_host(host: &Handle, conf: &NetConf, veth: &str) -> Result<()> {
+/// `ctr_mac`: the container interface's, which a spoof-checked port must let through.
+async fn check_host(host: &Handle, conf: &NetConf, veth: &str, ctr_mac: &[u8]) -> Result<()> {
     let br_name = conf.bridge_name();
     let br = netlink::link_by_name(host, br_name)
         .await?
@@ -154,6 +157,9 @@ async fn check_host(host: &Handle, conf: &NetConf, veth: &str) -> Result<()> {
         {
             return Err(Error::Check(format!("host veth {veth}: {m}")));
         }
+    }
+    if conf.mac_spoof_chk {
+        crate::macspoof::check(host, &l, veth, ctr_mac).await?;
     }
     Ok(())
 }

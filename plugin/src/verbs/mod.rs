@@ -37,28 +37,10 @@ impl Plugin for VBridge {
     }
 }
 
-/// The typed config of a request, with the keys vbridge does not implement rejected
-/// (code 2) instead of silently ignored.
+/// The typed config of a request.
 pub(crate) fn load(req: &Request) -> Result<NetConf> {
     let conf: NetConf = decode(&req.raw, "network config")?;
     conf.validate()?;
-    for (on, key) in [
-        (conf.mac_spoof_chk, "macspoofchk"),
-        (
-            conf.disable_container_interface,
-            "disableContainerInterface",
-        ),
-    ] {
-        if on {
-            return Err(conf::Error::UnsupportedField {
-                field: key.into(),
-                msg: format!(
-                    "\"{key}\": true is not supported by vbridge; remove it or set it to false"
-                ),
-            }
-            .into());
-        }
-    }
     Ok(conf)
 }
 
