@@ -1,8 +1,10 @@
 //! What ADD sets on the links: the container MAC from each of the three sources, the
-//! bridge MAC pinned across attachments, the MTU on both veth ends.
+//! bridge MAC pinned across attachments, the MTU on both veth ends, `forceAddress`.
 
+use integration::result::gateway_of;
 use integration::{ip, Container, TestNet};
 use serde_json::{json, Value};
+use std::net::Ipv4Addr;
 
 fn container_mac(res: &Value) -> String {
     res["interfaces"][2]["mac"]
@@ -123,5 +125,51 @@ fn veth_ends_get_one_queue_unless_configured() {
         assert_eq!(host, Some(want), "host end, vethQueues {queues:?}");
         assert_eq!(ctr, Some(want), "container end, vethQueues {queues:?}");
         rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    }
+}
+
+/// A bridge that still carries the gateway of a network's previous subnet: vbridge adds
+/// the new gateway next to it, and with `forceAddress` (as the reference) replaces it.
+#[test]
+fn force_address_replaces_a_stale_gateway_on_the_bridge() {
+    let net = TestNet::new();
+    let stale = (Ipv4Addr::new(10, 254, 9, 1), 24);
+    ip::must_run_in(
+        &net.host,
+        &["ip", "link", "add", &net.bridge, "type", "bridge"],
+    );
+    ip::must_run_in(
+        &net.host,
+        &["ip", "addr", "add", "10.254.9.1/24", "dev", &net.bridge],
+    );
+    let gateway = |res: &Value| (gateway_of(res), net.subnet.prefix);
+
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let addrs = ip::addrs(&net.host, &net.bridge);
+    assert!(
+        addrs.contains(&stale) && addrs.contains(&gateway(&res)),
+        "without forceAddress both stay: {addrs:?}"
+    );
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+
+    let mut plugin = net.vbridge_plugin();
+    plugin["forceAddress"] = json!(true);
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(
+        ip::addrs(&net.host, &net.bridge),
+        [gateway(&res)],
+        "forceAddress leaves only the gateway"
+    );
+    assert!(ip::ping(&c.ns, gateway_of(&res)), "container → gateway");
+    // A second ADD finds its own gateway in place and removes nothing.
+    let d = Container::new();
+    rt.add(&d.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(ip::addrs(&net.host, &net.bridge), [gateway(&res)]);
+    for x in [&c, &d] {
+        rt.del(&x.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     }
 }

@@ -51,6 +51,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// errno values we react to.
+pub const EADDRNOTAVAIL: i32 = 99;
 pub const EAFNOSUPPORT: i32 = 97;
 pub const EEXIST: i32 = 17;
 pub const ENODEV: i32 = 19;

@@ -4,7 +4,7 @@
 //! namespace (opened outside the runtime, see `netns`); both are then driven by the
 //! runtime, whose tasks never run in another namespace.
 
-use crate::error::{errno, Error, Result, EAFNOSUPPORT, EEXIST, ENODEV};
+use crate::error::{errno, Error, Result, EADDRNOTAVAIL, EAFNOSUPPORT, EEXIST, ENODEV};
 use crate::netns::{in_netns_here, Netns};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
@@ -291,23 +291,76 @@ pub async fn add_address(
 }
 
 pub async fn addresses(h: &Handle, index: u32) -> Result<Vec<(IpAddr, u8)>> {
-    let msgs: Vec<AddressMessage> = h
-        .address()
+    Ok(address_messages(h, index)
+        .await?
+        .iter()
+        .filter_map(address_of)
+        .collect())
+}
+
+async fn address_messages(h: &Handle, index: u32) -> Result<Vec<AddressMessage>> {
+    h.address()
         .get()
         .set_link_index_filter(index)
         .execute()
         .try_collect()
         .await
-        .map_err(|e| Error::netlink(format!("failed to list addresses of link #{index}"), e))?;
-    Ok(msgs
-        .iter()
-        .filter_map(|m| {
-            m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(ip) => Some((*ip, m.header.prefix_len)),
-                _ => None,
-            })
-        })
-        .collect())
+        .map_err(|e| Error::netlink(format!("failed to list addresses of link #{index}"), e))
+}
+
+fn address_of(m: &AddressMessage) -> Option<(IpAddr, u8)> {
+    m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => Some((*ip, m.header.prefix_len)),
+        _ => None,
+    })
+}
+
+/// `forceAddress`, as the reference does it: before `ip/prefix` goes on link `index`, every
+/// other IPv4 address of the link (for an IPv4 `ip`), or every IPv6 address whose subnet
+/// overlaps `ip`'s (for an IPv6 one), is removed — so a network whose subnet changed does
+/// not keep its old gateway, and its old route, on the bridge. Returns what was removed.
+pub async fn remove_conflicting_addresses(
+    h: &Handle,
+    index: u32,
+    ip: IpAddr,
+    prefix: u8,
+) -> Result<Vec<(IpAddr, u8)>> {
+    let mut removed = Vec::new();
+    for m in address_messages(h, index).await? {
+        let Some(have) = address_of(&m) else {
+            continue;
+        };
+        if have == (ip, prefix) || !conflicts(have, (ip, prefix)) {
+            continue;
+        }
+        match h.address().del(m).execute().await {
+            // EADDRNOTAVAIL: a concurrent ADD of the network removed it first.
+            Err(e) if errno(&e) != Some(EADDRNOTAVAIL) => {
+                return Err(Error::netlink(
+                    format!(
+                        "forceAddress: failed to remove {}/{} from link #{index}",
+                        have.0, have.1
+                    ),
+                    e,
+                ))
+            }
+            _ => removed.push(have),
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether address `have` must give way to the gateway `want` under `forceAddress`.
+fn conflicts(have: (IpAddr, u8), want: (IpAddr, u8)) -> bool {
+    let net = |(ip, p): (IpAddr, u8)| ipnetwork::IpNetwork::new(ip, p).ok();
+    match (have.0, want.0) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => true,
+        (IpAddr::V6(_), IpAddr::V6(_)) => match (net(have), net(want)) {
+            (Some(a), Some(b)) => a.contains(want.0) || b.contains(have.0),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// Adds a route through `index`; an existing identical route is success.
@@ -462,5 +515,34 @@ mod tests {
         ] {
             assert!(parse_mac(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod force_address_tests {
+    use super::conflicts;
+
+    fn a(s: &str, p: u8) -> (std::net::IpAddr, u8) {
+        (s.parse().expect("test address"), p)
+    }
+
+    #[test]
+    fn any_other_ipv4_address_gives_way() {
+        assert!(conflicts(a("10.1.0.1", 24), a("10.2.0.1", 24)));
+        assert!(conflicts(a("10.1.0.1", 16), a("10.1.0.1", 24)));
+    }
+
+    #[test]
+    fn only_overlapping_ipv6_addresses_give_way() {
+        assert!(conflicts(a("fd00:1::1", 64), a("fd00:1::2", 64)));
+        assert!(conflicts(a("fd00::1", 48), a("fd00:0:0:5::1", 64)));
+        assert!(!conflicts(a("fd00:2::1", 64), a("fd00:1::1", 64)));
+        assert!(!conflicts(a("fe80::1", 64), a("fd00:1::1", 64)));
+    }
+
+    #[test]
+    fn families_never_conflict() {
+        assert!(!conflicts(a("10.1.0.1", 24), a("fd00:1::1", 64)));
+        assert!(!conflicts(a("fd00:1::1", 64), a("10.1.0.1", 24)));
     }
 }

@@ -370,6 +370,13 @@ impl<'a> Add<'a> {
             else {
                 continue;
             };
+            if self.conf.force_address {
+                for (ip, p) in netlink::remove_conflicting_addresses(host, br, *gw, prefix).await? {
+                    log::info!(
+                        "forceAddress: removed {ip}/{p} to make way for gateway {gw}/{prefix}"
+                    );
+                }
+            }
             netlink::add_address(host, br, *gw, prefix, true).await?;
             if gw.is_ipv4() {
                 sysctl::enable_ipv4_forwarding()?;
