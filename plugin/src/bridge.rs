@@ -76,13 +76,10 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
 }
 
 pub fn vlan_filtering(l: &LinkMessage) -> bool {
-    l.attributes.iter().any(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().any(|i| match i {
-            LinkInfo::Data(InfoData::Bridge(opts)) => opts
-                .iter()
-                .any(|o| matches!(o, InfoBridge::VlanFiltering(true))),
-            _ => false,
-        }),
+    crate::netlink::link_infos(l).any(|i| match i {
+        LinkInfo::Data(InfoData::Bridge(opts)) => opts
+            .iter()
+            .any(|o| matches!(o, InfoBridge::VlanFiltering(true))),
         _ => false,
     })
 }

@@ -9,8 +9,7 @@
 
 use crate::error::{Error, Result};
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::link::LinkMessage;
-use rtnetlink::packet_route::link::{InfoBridgePort, InfoPortData, LinkAttribute, LinkInfo};
+use rtnetlink::packet_route::link::{InfoBridgePort, InfoPortData, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -51,13 +50,10 @@ pub async fn allow(h: &Handle, port: u32, port_name: &str, mac: &[u8]) -> Result
 
 /// The port's `locked` flag, from the bridge-port data of its link message.
 pub fn is_locked(l: &LinkMessage) -> bool {
-    l.attributes.iter().any(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().any(|i| match i {
-            LinkInfo::PortData(InfoPortData::BridgePort(opts)) => opts
-                .iter()
-                .any(|o| matches!(o, InfoBridgePort::Locked(true))),
-            _ => false,
-        }),
+    crate::netlink::link_infos(l).any(|i| match i {
+        LinkInfo::PortData(InfoPortData::BridgePort(opts)) => opts
+            .iter()
+            .any(|o| matches!(o, InfoBridgePort::Locked(true))),
         _ => false,
     })
 }

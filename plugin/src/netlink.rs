@@ -144,13 +144,21 @@ pub fn link_group(l: &LinkMessage) -> Option<u32> {
 }
 
 pub fn link_kind(l: &LinkMessage) -> Option<&InfoKind> {
-    l.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::Kind(k) => Some(k),
-            _ => None,
-        }),
+    link_infos(l).find_map(|i| match i {
+        LinkInfo::Kind(k) => Some(k),
         _ => None,
     })
+}
+
+/// The entries of a link's IFLA_LINKINFO (kind, kind data, port kind and port data).
+pub fn link_infos(l: &LinkMessage) -> impl Iterator<Item = &LinkInfo> {
+    l.attributes
+        .iter()
+        .filter_map(|a| match a {
+            LinkAttribute::LinkInfo(infos) => Some(infos),
+            _ => None,
+        })
+        .flatten()
 }
 
 pub fn link_controller(l: &LinkMessage) -> Option<u32> {
