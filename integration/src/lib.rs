@@ -9,7 +9,8 @@
 //! - [`runtime::Runtime`]: conflist ADD/CHECK/DEL/GC/STATUS like libcni: injects `name`,
 //!   `cniVersion`, `prevResult` and `runtimeConfig`, strips `capabilities`, caches the final ADD
 //!   result per (container id, ifname).
-//! - [`ip`]: `ip -j` queries, `ping`, `nft` tables, commands inside a netns.
+//! - [`ip`]: `ip -j` queries, `ping`, `nft` tables, commands inside a netns; [`frame`]: raw
+//!   Ethernet frames with a forged source MAC.
 //! - [`probe`]: a one-shot TCP listener and client living in chosen namespaces, to see which source
 //!   address a peer really uses (masquerade, port forwarding).
 //! - [`vlan`]: bridge port VIDs (`bridge -j vlan show`), a bridge's `vlan_filtering`, and a probe
@@ -27,6 +28,7 @@
 
 pub mod exec;
 pub mod fixture;
+pub mod frame;
 pub mod ip;
 pub mod ipam_ls;
 pub mod netns;

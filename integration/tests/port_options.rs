@@ -2,8 +2,10 @@
 //! traffic (a container that changes its MAC is cut off, one on a network without the
 //! check is not), and `disableContainerInterface` (the container end stays down).
 
-use integration::result::ip_of;
-use integration::{ip, Container, TestNet};
+use std::net::Ipv4Addr;
+
+use integration::result::{gateway_of, ip_of};
+use integration::{frame, ip, Container, Runtime, TestNet};
 use serde_json::{json, Value};
 
 const SPOOFED: &str = "02:5b:00:00:00:99";
@@ -33,20 +35,40 @@ fn static_macs(net: &TestNet, veth: &str) -> Vec<String> {
         .collect()
 }
 
-/// Pings `to` from `from` after `from` took `mac` (both neighbour caches flushed, so the
-/// first frame is an ARP request from the new MAC).
-fn ping_with_mac(from: &Container, other: &Container, mac: &str, to: std::net::Ipv4Addr) -> bool {
-    ip::must_run_in(&from.ns, &["ip", "link", "set", "eth0", "address", mac]);
+/// Whether `from` reaches `to` after `from` took `mac` (both neighbour caches flushed, so
+/// the first frame is an ARP request from that MAC). The same tries for the pings that
+/// must fail as for those that must not, so the control validates the negatives.
+fn reaches_with_mac(from: &Container, other: &Container, mac: &str, to: Ipv4Addr) -> bool {
+    set_mac(from, mac);
     for c in [from, other] {
         ip::must_run_in(&c.ns, &["ip", "neigh", "flush", "all"]);
     }
-    ip::ping_once(&from.ns, to)
+    ip::ping(&from.ns, to)
 }
 
-fn spoof_checked(net: &TestNet, on: bool) -> integration::runtime::Runtime {
+fn set_mac(c: &Container, mac: &str) {
+    ip::must_run_in(&c.ns, &["ip", "link", "set", "eth0", "address", mac]);
+}
+
+fn mac_bytes(mac: &str) -> [u8; 6] {
+    let v: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("hex MAC byte"))
+        .collect();
+    v.try_into().expect("six MAC bytes")
+}
+
+fn spoof_checked(net: &TestNet, on: bool) -> Runtime {
     let mut plugin = net.vbridge_plugin();
     plugin["macspoofchk"] = json!(on);
     net.runtime(net.conflist("1.1.0", vec![plugin]))
+}
+
+fn mac_of(res: &Value) -> String {
+    res["interfaces"][2]["mac"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no container MAC in {res}"))
+        .to_string()
 }
 
 #[test]
@@ -56,12 +78,11 @@ fn macspoofchk_drops_frames_from_any_other_mac() {
     let (a, b) = (Container::new(), Container::new());
     let ra = rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
     let rb = rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
-    let own_mac = ra["interfaces"][2]["mac"]
-        .as_str()
-        .expect("a's MAC")
-        .to_string();
+    let own_mac = mac_of(&ra);
     let veth = host_veth(&ra);
-    assert_eq!(port_data(&net, &veth)["locked"], json!(true), "port locked");
+    let port = port_data(&net, &veth);
+    assert_eq!(port["locked"], json!(true), "port locked: {port}");
+    assert_eq!(port["learning"], json!(false), "port learns: {port}");
     assert!(
         static_macs(&net, &veth).contains(&own_mac),
         "static FDB entry for {own_mac} on {veth}"
@@ -69,27 +90,44 @@ fn macspoofchk_drops_frames_from_any_other_mac() {
     assert!(ip::ping(&a.ns, ip_of(&rb)), "a → b with its own MAC");
     rt.check(&a.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
 
+    // A link-local frame is never forwarded, but a learning port would learn its source
+    // and so open the lock for it.
+    frame::send(&a.ns, "eth0", &frame::link_local_from(mac_bytes(SPOOFED)))
+        .expect("send a link-local frame");
     assert!(
-        !ping_with_mac(&a, &b, SPOOFED, ip_of(&rb)),
+        !reaches_with_mac(&a, &b, SPOOFED, ip_of(&rb)),
         "a → b went through with a spoofed MAC"
     );
+    // Posing as b is refused the same way.
     assert!(
-        !ip::ping_once(&a.ns, ip_of(&rb)),
-        "a → b went through with a spoofed MAC (second try)"
+        !reaches_with_mac(&a, &b, &mac_of(&rb), ip_of(&rb)),
+        "a → b went through with b's own MAC"
     );
-    // Back to its own MAC, a is reachable again: the drop was the check, not a broken port.
-    assert!(ping_with_mac(&a, &b, &own_mac, ip_of(&rb)) || ip::ping(&a.ns, ip_of(&rb)));
+    // Back to its own MAC, a talks again: the drops were the check, not a broken port.
+    assert!(reaches_with_mac(&a, &b, &own_mac, ip_of(&rb)), "a → b");
 
-    // CHECK notices a port that lost its lock.
-    ip::must_run_in(
-        &net.host,
-        &["bridge", "link", "set", "dev", &veth, "locked", "off"],
-    );
-    let err = rt
-        .check(&a.att)
-        .expect_err("CHECK of an unlocked port must fail");
-    assert_eq!(err.code(), 111, "{err}");
-    assert!(err.to_string().contains("macspoofchk"), "{err}");
+    // CHECK notices a port that learns, lost its lock, or lost the container's entry.
+    let check_fails = |why: &str| {
+        let err = rt.check(&a.att).expect_err(why);
+        assert_eq!(err.code(), 111, "{why}: {err}");
+        assert!(err.to_string().contains("macspoofchk"), "{why}: {err}");
+    };
+    let bridge = |args: &[&str]| {
+        let mut cmd = vec!["bridge"];
+        cmd.extend_from_slice(args);
+        ip::must_run_in(&net.host, &cmd);
+    };
+    bridge(&["link", "set", "dev", &veth, "learning", "on"]);
+    check_fails("CHECK of a learning port");
+    bridge(&[
+        "link", "set", "dev", &veth, "learning", "off", "locked", "off",
+    ]);
+    check_fails("CHECK of an unlocked port");
+    bridge(&["link", "set", "dev", &veth, "locked", "on"]);
+    rt.check(&a.att)
+        .unwrap_or_else(|e| panic!("CHECK after repair: {e}"));
+    bridge(&["fdb", "del", &own_mac, "dev", &veth, "master"]);
+    check_fails("CHECK without the FDB entry");
 
     for c in [&a, &b] {
         rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
@@ -99,7 +137,47 @@ fn macspoofchk_drops_frames_from_any_other_mac() {
     }
 }
 
-/// The control for the test above: the same spoof without `macspoofchk` gets through.
+/// A container on another network of the same bridge, without the check, sends frames
+/// from a spoof-checked container's MAC: the bridge must not move that MAC's entry to its
+/// port, or the checked container would be cut off for good (its port cannot learn it back).
+#[test]
+fn macspoofchk_entry_is_not_stolen_by_an_unchecked_port() {
+    let net = TestNet::new();
+    let rt = spoof_checked(&net, true);
+    let (a, b) = (Container::new(), Container::new());
+    let ra = rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
+    let rb = rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
+    let plain = {
+        let mut plugin = net.vbridge_plugin();
+        plugin["ipam"]["subnet"] = json!("10.254.77.0/24");
+        net.runtime(
+            json!({"cniVersion": "1.1.0", "name": format!("{}-plain", net.name),
+                           "plugins": [plugin]}),
+        )
+    };
+    let x = Container::new();
+    let rx = plain.add(&x.att).unwrap_or_else(|e| panic!("ADD x: {e}"));
+    let x_mac = mac_of(&rx);
+    set_mac(&x, &mac_of(&ra));
+    ip::ping(&x.ns, gateway_of(&rx));
+    frame::send(
+        &x.ns,
+        "eth0",
+        &frame::link_local_from(mac_bytes(&mac_of(&ra))),
+    )
+    .expect("send a link-local frame");
+    set_mac(&x, &x_mac);
+    assert!(
+        reaches_with_mac(&a, &b, &mac_of(&ra), ip_of(&rb)),
+        "a was cut off after x used its MAC"
+    );
+    plain.del(&x.att).unwrap_or_else(|e| panic!("DEL x: {e}"));
+    for c in [&a, &b] {
+        rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    }
+}
+
+/// The control for the tests above: the same spoof without `macspoofchk` gets through.
 #[test]
 fn without_macspoofchk_a_changed_mac_still_talks() {
     let net = TestNet::new();
@@ -108,7 +186,7 @@ fn without_macspoofchk_a_changed_mac_still_talks() {
     rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
     let rb = rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
     assert!(
-        ping_with_mac(&a, &b, SPOOFED, ip_of(&rb)) || ip::ping(&a.ns, ip_of(&rb)),
+        reaches_with_mac(&a, &b, SPOOFED, ip_of(&rb)),
         "a → b with a changed MAC on an unchecked network"
     );
     for c in [&a, &b] {
@@ -116,7 +194,7 @@ fn without_macspoofchk_a_changed_mac_still_talks() {
     }
 }
 
-fn layer2_down(net: &TestNet, with_ipam: bool) -> integration::runtime::Runtime {
+fn layer2_down(net: &TestNet, with_ipam: bool) -> Runtime {
     let mut plugin = net.vbridge_plugin();
     plugin["disableContainerInterface"] = json!(true);
     plugin["macspoofchk"] = json!(true);

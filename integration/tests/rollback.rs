@@ -27,3 +27,41 @@ fn failure_after_allocation_rolls_everything_back() {
     rt.del(&c.att)
         .unwrap_or_else(|e| panic!("DEL after failed ADD: {e}"));
 }
+
+/// An ADD that fails after `forceAddress` replaced the bridge's other address puts that
+/// address back: a refused ADD must not leave the bridge without the address it had.
+#[test]
+fn failed_add_restores_what_force_address_removed() {
+    let net = TestNet::new();
+    ip::must_run_in(
+        &net.host,
+        &["ip", "link", "add", &net.bridge, "type", "bridge"],
+    );
+    ip::must_run_in(
+        &net.host,
+        &["ip", "addr", "add", "10.254.9.1/24", "dev", &net.bridge],
+    );
+    // The state lock, taken after the gateway is in place, fails: its directory would
+    // have to be created under a regular file.
+    let blocker = std::path::Path::new(&net.state_dir()).join("not-a-dir");
+    std::fs::create_dir_all(net.state_dir()).expect("state dir");
+    std::fs::write(&blocker, b"").expect("blocker file");
+    let mut plugin = net.vbridge_plugin();
+    plugin["forceAddress"] = json!(true);
+    plugin["stateDir"] = json!(blocker.join("state"));
+    let rt = net.runtime(net.conflist("1.0.0", vec![plugin]));
+    let c = Container::new();
+    let err = rt.add(&c.att).expect_err("ADD must fail at the state lock");
+    assert_eq!(err.code(), 5, "{err}");
+    assert!(
+        ip::addrs(&net.host, &net.bridge).contains(&(std::net::Ipv4Addr::new(10, 254, 9, 1), 24)),
+        "the address forceAddress removed was not restored: {:?}",
+        ip::addrs(&net.host, &net.bridge)
+    );
+    assert!(ip::bridge_ports(&net.host, &net.bridge).is_empty());
+    // DEL reports a state dir it cannot open (code 5, so the runtime retries); once the
+    // directory can be created it succeeds.
+    std::fs::remove_file(&blocker).expect("remove the blocker");
+    rt.del(&c.att)
+        .unwrap_or_else(|e| panic!("DEL after failed ADD: {e}"));
+}

@@ -49,6 +49,7 @@ pub fn add(req: &Request) -> Result<String> {
             host_links: IfSock::open()?,
             allocated: false,
             veth: false,
+            displaced: Default::default(),
         };
         let host = netlink::connect_host()?;
         let out = a.run(&host, &ctr).await;
@@ -71,6 +72,8 @@ struct Add<'a> {
     host_links: IfSock,
     allocated: bool,
     veth: bool,
+    /// Addresses `forceAddress` removed (link, address, prefix), put back by a rollback.
+    displaced: std::cell::RefCell<Vec<(u32, IpAddr, u8)>>,
 }
 
 impl<'a> Add<'a> {
@@ -299,7 +302,7 @@ impl<'a> Add<'a> {
                 .hairpin(c.hairpin_mode)
                 .isolated(c.port_isolation);
             if c.mac_spoof_chk {
-                port = port.locked(true);
+                port = crate::macspoof::lock(port);
             }
             host.link()
                 .set_port(port.build())
@@ -375,6 +378,7 @@ impl<'a> Add<'a> {
                     log::info!(
                         "forceAddress: removed {ip}/{p} to make way for gateway {gw}/{prefix}"
                     );
+                    self.displaced.borrow_mut().push((br, ip, p));
                 }
             }
             netlink::add_address(host, br, *gw, prefix, true).await?;
@@ -436,6 +440,11 @@ impl<'a> Add<'a> {
         if self.allocated {
             if let Err(e) = self.ipam.del(&self.att) {
                 log::error!("rollback: failed to release the address: {e}");
+            }
+        }
+        for (link, ip, prefix) in self.displaced.take() {
+            if let Err(e) = netlink::add_address(host, link, ip, prefix, true).await {
+                log::error!("rollback: failed to restore {ip}/{prefix} (forceAddress): {e}");
             }
         }
     }

@@ -159,7 +159,12 @@ async fn check_host(host: &Handle, conf: &NetConf, veth: &str, ctr_mac: &[u8]) -
         }
     }
     if conf.mac_spoof_chk {
-        crate::macspoof::check(host, &l, veth, ctr_mac).await?;
+        let vids: Vec<u16> = crate::bridge::port_vlans(host, l.header.index)
+            .await?
+            .into_iter()
+            .map(|(vid, _, _)| vid)
+            .collect();
+        crate::macspoof::check(host, &l, veth, ctr_mac, &vids).await?;
     }
     Ok(())
 }
