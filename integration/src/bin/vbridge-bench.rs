@@ -9,11 +9,14 @@
 //! reported apart as "first ADD". DEL gets the ADD result as `prevResult`, as libcni sends it.
 //!
 //! Sections: plugin ADD/DEL (sequential and all-at-once batches), IPAM at fill (the IPAM
-//! binaries alone with FILL reservations already held) and, with `VLAN=1` / `--vlan`, vbridge
-//! ADD on a VLAN network vs without (needs bridge VLAN filtering: run it via `scripts/vm-run`).
+//! binaries alone with FILL reservations already held), with `MACSPOOF=1` both plugins with
+//! `"macspoofchk": true` (the reference programs it with `nft`, vbridge with a port lock)
+//! and, with `VLAN=1` / `--vlan`, vbridge ADD on a VLAN network vs without (needs bridge VLAN
+//! filtering: run it via `scripts/vm-run`).
 //!
 //! Environment: `N` sequential ops (50), `M` batch size (40), `FILL` IPAM reservations (5000),
-//! `ONLY=vbridge|reference`, `VLAN=1`, `VBRIDGE_BIN_DIR` (where `vbridge`, `vbridge-ipam` are).
+//! `ONLY=vbridge|reference`, `MACSPOOF=1`, `VLAN=1`, `VBRIDGE_BIN_DIR` (where `vbridge`,
+//! `vbridge-ipam` are).
 //! Needs root. Everything it creates is named `vbt-<pid>-*` and removed on exit, on failure,
 //! on Ctrl-C (the run stops at the next op) and on a harness panic (swept by the panic hook).
 
@@ -581,6 +584,20 @@ fn ipam_section(reference: &Outcome<IpamRun>, vbridge: &Outcome<IpamRun>, fill: 
     );
 }
 
+fn spoof_section(reference: &Outcome<Run>, vbridge: &Outcome<Run>, n: usize) {
+    println!("## Both plugins with `\"macspoofchk\": true`\n");
+    let metrics: [Metric<Run>; 3] = [
+        (format!("ADD median (N={n})"), Target::None, &|r| {
+            median(&r.seq_add)
+        }),
+        (format!("DEL median (N={n})"), Target::None, &|r| {
+            median(&r.seq_del)
+        }),
+        ("first ADD".into(), Target::None, &|r| r.first_add),
+    ];
+    table(["op", "reference", "vbridge"], reference, vbridge, &metrics);
+}
+
 fn vlan_section(with_vlan: &Outcome<Run>, plain: &Outcome<Run>, n: usize) {
     println!("## vbridge on a VLAN network (`\"vlan\": 100`) vs without\n");
     let metrics: [Metric<Run>; 3] = [
@@ -641,6 +658,11 @@ fn sweep() -> usize {
     netns.len() + tmp.len()
 }
 
+/// `KEY=1` in the environment.
+fn env_flag(key: &str) -> bool {
+    std::env::var(key).is_ok_and(|v| v == "1")
+}
+
 fn env_usize(key: &str, default: usize) -> Res<usize> {
     match std::env::var(key) {
         Ok(v) => v
@@ -696,8 +718,7 @@ fn bench() -> Res<()> {
     if !["", "vbridge", "reference"].contains(&only.as_str()) {
         return Err(format!("ONLY={only:?}: use vbridge or reference"));
     }
-    let vlan =
-        std::env::var("VLAN").is_ok_and(|v| v == "1") || std::env::args().any(|a| a == "--vlan");
+    let vlan = env_flag("VLAN") || std::env::args().any(|a| a == "--vlan");
     let (want_ref, want_vb) = (only != "vbridge", only != "reference");
     let (reference, vbridge) = (Plugin::reference(), Plugin::vbridge());
 
@@ -715,6 +736,12 @@ fn bench() -> Res<()> {
     let (ref_run, vb_run) = split(bench_plugins(&sides, n, m), want_ref, want_vb);
     progress(&format!("IPAM at fill: {fill} held, {n} ADD+DEL"));
     let (ref_ipam, vb_ipam) = split(bench_ipam(&wanted, fill, n), want_ref, want_vb);
+    let spoof_runs = env_flag("MACSPOOF").then(|| {
+        progress(&format!("both with macspoofchk: {n} ADD+DEL"));
+        let spoof = Some(("macspoofchk", json!(true)));
+        let sides: Vec<_> = wanted.iter().map(|p| (*p, spoof.clone())).collect();
+        split(bench_plugins(&sides, n, 0), want_ref, want_vb)
+    });
     let vlan_runs = vlan.then(|| {
         progress(&format!("vbridge: {n} ADD+DEL with and without vlan 100"));
         let sides = [(&vbridge, Some(("vlan", json!(100)))), (&vbridge, None)];
@@ -734,6 +761,9 @@ fn bench() -> Res<()> {
     );
     plugin_section(&ref_run, &vb_run, n, m);
     ipam_section(&ref_ipam, &vb_ipam, fill, n);
+    if let Some((reference, vbridge)) = &spoof_runs {
+        spoof_section(reference, vbridge, n);
+    }
     if let Some((with_vlan, plain)) = &vlan_runs {
         vlan_section(with_vlan, plain, n);
     }
