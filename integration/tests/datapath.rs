@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use integration::result::{gateway_of, ip_of};
 use integration::{ip, probe, Container, TestNet};
+use serde_json::json;
 
 /// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
 const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -124,4 +125,49 @@ fn briefly_empty_network_keeps_rules_then_they_go() {
         ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
         "rules survived the network staying empty"
     );
+}
+
+/// A pod that gets the address of one just deleted is reachable from the host at once:
+/// the host's neighbour entry still names the old pod's MAC (reachable for up to 45 s),
+/// so the new interface announces itself (gratuitous ARP on link up, `arp_notify`, as the
+/// reference plugin sets it) instead of leaving the host to find out after ~5 s of probes.
+#[test]
+fn reused_address_is_reachable_from_the_host_at_once() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["capabilities"] = json!({"ips": true});
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let addr = net.subnet.host(20);
+    let with_addr = |c: &Container| {
+        c.att
+            .clone()
+            .with_capability("ips", json!([format!("{addr}/{}", net.subnet.prefix)]))
+    };
+    // Another pod keeps the bridge's carrier up: with its last port gone the bridge loses
+    // carrier and the kernel flushes its neighbour entries anyway.
+    let keeper = Container::new();
+    rt.add(&keeper.att)
+        .unwrap_or_else(|e| panic!("ADD keeper: {e}"));
+    let a = Container::new();
+    let ra = rt
+        .add(&with_addr(&a))
+        .unwrap_or_else(|e| panic!("ADD a: {e}"));
+    assert_eq!(ip_of(&ra), addr);
+    assert!(ip::ping(&net.host, addr), "host → a");
+    rt.del(&with_addr(&a))
+        .unwrap_or_else(|e| panic!("DEL a: {e}"));
+
+    let b = Container::new();
+    let rb = rt
+        .add(&with_addr(&b))
+        .unwrap_or_else(|e| panic!("ADD b: {e}"));
+    assert_eq!(ip_of(&rb), addr);
+    assert!(
+        ip::ping_once(&net.host, addr),
+        "host → b: the host still sends to a's MAC"
+    );
+    rt.del(&with_addr(&b))
+        .unwrap_or_else(|e| panic!("DEL b: {e}"));
+    rt.del(&keeper.att)
+        .unwrap_or_else(|e| panic!("DEL keeper: {e}"));
 }

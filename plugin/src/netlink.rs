@@ -9,8 +9,8 @@ use crate::netns::{in_netns_here, Netns};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InetDevConf, InfoData, InfoKind,
+    InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
 use rtnetlink::packet_route::AddressFamily;
@@ -193,6 +193,25 @@ pub async fn suppress_ipv6_link_local(h: &Handle, index: u32) -> Result<()> {
         .build();
     change_link(h, msg, EAFNOSUPPORT, || {
         format!("failed to turn off IPv6 address generation on link #{index}")
+    })
+    .await
+}
+
+/// `arp_notify` on link `index`: a gratuitous ARP for its IPv4 addresses whenever it comes
+/// up. A new pod often gets the address of one just deleted, and the host (or a peer)
+/// may still hold a reachable neighbour entry naming the old pod's MAC for up to 45 s;
+/// unannounced, the new pod is unreachable from there until that entry is re-probed
+/// (~5 s). The reference plugin sets it too.
+pub async fn enable_arp_notify(h: &Handle, index: u32) -> Result<()> {
+    let mut conf = InetDevConf::default();
+    conf.arp_notify = 1;
+    let msg = LinkUnspec::new_with_index(index)
+        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+            AfSpecInet::DevConfRequest(conf),
+        ])]))
+        .build();
+    change_link(h, msg, EAFNOSUPPORT, || {
+        format!("failed to set arp_notify on link #{index}")
     })
     .await
 }

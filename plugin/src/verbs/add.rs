@@ -337,12 +337,16 @@ impl<'a> Add<'a> {
             // without IPAM there is nothing else to configure.
             return Ok(());
         }
-        // Up before routes: a gateway is only reachable through a link that is up. (Asking
-        // for IFF_UP on the peer at creation fails with ENOTCONN.)
-        netlink::set_up(ctr, idx).await?;
+        // Addresses, then up (with arp_notify, so the link announces them as it comes up),
+        // then routes: a gateway is only reachable through a link that is up. (Asking for
+        // IFF_UP on the peer at creation fails with ENOTCONN.)
+        if r.ips.iter().any(|ip| ip.address.is_ipv4()) {
+            netlink::enable_arp_notify(ctr, idx).await?;
+        }
         for ip in &r.ips {
             netlink::add_address(ctr, idx, ip.address.ip(), ip.address.prefix(), nodad).await?;
         }
+        netlink::set_up(ctr, idx).await?;
         for route in &r.routes {
             let gw = route.gw.or_else(|| {
                 gws.iter()
