@@ -33,6 +33,17 @@ pub struct RouteConf {
     pub dst: String,
     #[serde(default)]
     pub gw: Option<String>,
+    // CNI 1.1 route options, passed through to the result and installed by vbridge.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub advmss: Option<u32>,
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(default)]
+    pub table: Option<u32>,
+    #[serde(default)]
+    pub scope: Option<u8>,
 }
 
 /// The `ipam` object of the config.
@@ -281,7 +292,17 @@ impl IpamSection {
                         .filter(|g| !g.is_empty())
                         .map(|g| parse_ip(g, &format!("{f}.gw")))
                         .transpose()?;
-                Ok(Route::new(dst, gw))
+                if let Some(m) = r.mtu.filter(|m| !(68..=65535).contains(m)) {
+                    return Err(Error::config(format!("{f}.mtu: {m} is outside 68-65535")));
+                }
+                Ok(Route {
+                    mtu: r.mtu,
+                    advmss: r.advmss,
+                    priority: r.priority,
+                    table: r.table,
+                    scope: r.scope,
+                    ..Route::new(dst, gw)
+                })
             })
             .collect()
     }
@@ -437,6 +458,26 @@ mod tests {
             let e = conf(bad).expect_err(bad);
             assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn route_options_pass_through() {
+        let c = conf(
+            r#"{"type":"vbridge-ipam","subnet":"10.1.0.0/24","routes":[
+                {"dst":"192.0.2.0/24","priority":300,"mtu":1300,"advmss":1200},
+                {"dst":"198.51.100.0/24","table":100,"scope":0}]}"#,
+        )
+        .expect("ok");
+        let (a, b) = (&c.routes[0], &c.routes[1]);
+        assert_eq!(
+            (a.priority, a.mtu, a.advmss),
+            (Some(300), Some(1300), Some(1200))
+        );
+        assert_eq!((b.table, b.scope, b.priority), (Some(100), Some(0), None));
+        let e = conf(r#"{"subnet":"10.1.0.0/24","routes":[{"dst":"192.0.2.0/24","mtu":20}]}"#)
+            .expect_err("mtu 20");
+        assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
+        assert!(e.to_string().contains("routes[0].mtu"), "{e}");
     }
 
     #[test]

@@ -174,3 +174,50 @@ fn add_passes_a_prev_result_on() {
     let del = net.vbridge("DEL", &c.att, &conf);
     assert!(del.success(), "{del}");
 }
+
+/// CNI 1.1 route options from the IPAM config reach the result and the container, and
+/// CHECK holds the container to them.
+#[test]
+fn route_options_are_installed_and_checked() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["ipam"]["routes"] = serde_json::json!([
+        {"dst": "192.0.2.0/24", "priority": 300, "mtu": 1300, "advmss": 1200},
+        {"dst": "198.51.100.0/24", "table": 100},
+    ]);
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let routes = res["routes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["dst"] == "192.0.2.0/24" && r["priority"] == 300),
+        "{res}"
+    );
+    let live = ip::ip_json(&c.ns, &["-d", "route", "show", "table", "all"]);
+    let find = |dst: &str| {
+        live.as_array()
+            .expect("ip -j route: an array")
+            .iter()
+            .find(|r| r["dst"] == dst)
+            .cloned()
+            .unwrap_or_else(|| panic!("no route to {dst}: {live}"))
+    };
+    let a = find("192.0.2.0/24");
+    assert_eq!(a["metric"], 300, "{a}");
+    assert_eq!(a["metrics"][0]["mtu"], 1300, "{a}");
+    assert_eq!(a["metrics"][0]["advmss"], 1200, "{a}");
+    assert_eq!(find("198.51.100.0/24")["table"], "100");
+    rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+
+    ip::must_run_in(
+        &c.ns,
+        &["ip", "route", "del", "198.51.100.0/24", "table", "100"],
+    );
+    let err = rt
+        .check(&c.att)
+        .expect_err("CHECK without the table-100 route");
+    assert_eq!(err.code(), 111, "{err}");
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}

@@ -6,13 +6,14 @@
 
 use crate::error::{errno, Error, Result, EADDRNOTAVAIL, EAFNOSUPPORT, EEXIST, ENODEV};
 use crate::netns::{in_netns_here, Netns};
+use conf::result::Route;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::{
     AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InetDevConf, InfoData, InfoKind,
     InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
-use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteMetric, RouteScope};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::net::IpAddr;
@@ -391,12 +392,11 @@ fn conflicts(have: (IpAddr, u8), want: (IpAddr, u8)) -> bool {
 }
 
 /// Adds a route through `index`; an existing identical route is success.
-pub async fn add_route(
-    h: &Handle,
-    index: u32,
-    dst: ipnetwork::IpNetwork,
-    gw: Option<IpAddr>,
-) -> Result<()> {
+/// Adds `route` through `index` via `gw` (the route's own or the family's gateway), with
+/// the CNI 1.1 route options it carries (priority, table, scope, mtu, advmss); an
+/// existing identical route is success.
+pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<()> {
+    let dst = route.dst;
     let mut b = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(dst.network(), dst.prefix())
         .map_err(|e| Error::Check(format!("invalid route destination {dst}: {e:?}")))?
@@ -406,7 +406,27 @@ pub async fn add_route(
             .gateway(g)
             .map_err(|e| Error::Check(format!("invalid route gateway {g}: {e:?}")))?;
     }
-    match h.route().add(b.build()).execute().await {
+    if let Some(p) = route.priority {
+        b = b.priority(p);
+    }
+    if let Some(t) = route.table {
+        b = b.table_id(t);
+    }
+    if let Some(s) = route.scope {
+        b = b.scope(RouteScope::from(s));
+    }
+    let mut msg = b.build();
+    let metrics: Vec<RouteMetric> = [
+        route.mtu.map(RouteMetric::Mtu),
+        route.advmss.map(RouteMetric::Advmss),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !metrics.is_empty() {
+        msg.attributes.push(RouteAttribute::Metrics(metrics));
+    }
+    match h.route().add(msg).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
         Err(e) => Err(Error::netlink(
@@ -416,17 +436,26 @@ pub async fn add_route(
     }
 }
 
-/// All routes of one family in the main table, as (dst, gateway, oif).
-pub async fn routes(
-    h: &Handle,
-    v6: bool,
-) -> Result<Vec<(ipnetwork::IpNetwork, Option<IpAddr>, Option<u32>)>> {
+/// One installed route, as CHECK compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRoute {
+    pub dst: ipnetwork::IpNetwork,
+    pub gw: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub table: u32,
+    pub priority: Option<u32>,
+}
+
+/// All routes of one family, every table.
+pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<LiveRoute>> {
     let mut q = RouteMessageBuilder::<IpAddr>::new().build();
     q.header.address_family = if v6 {
         AddressFamily::Inet6
     } else {
         AddressFamily::Inet
     };
+    // RT_TABLE_UNSPEC: no table filter, routes of every table.
+    q.header.table = 0;
     let msgs: Vec<RouteMessage> = h
         .route()
         .get(q)
@@ -443,18 +472,26 @@ pub async fn routes(
         .iter()
         .map(|m| {
             let mut dst = zero;
-            let (mut gw, mut oif) = (None, None);
+            let mut r = LiveRoute {
+                dst: ipnetwork::IpNetwork::from(zero),
+                gw: None,
+                oif: None,
+                table: u32::from(m.header.table),
+                priority: None,
+            };
             for a in &m.attributes {
                 match a {
                     RouteAttribute::Destination(d) => dst = route_addr(d).unwrap_or(zero),
-                    RouteAttribute::Gateway(g) => gw = route_addr(g),
-                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::Gateway(g) => r.gw = route_addr(g),
+                    RouteAttribute::Oif(i) => r.oif = Some(*i),
+                    RouteAttribute::Table(t) => r.table = *t,
+                    RouteAttribute::Priority(p) => r.priority = Some(*p),
                     _ => {}
                 }
             }
-            let net = ipnetwork::IpNetwork::new(dst, m.header.destination_prefix_length)
+            r.dst = ipnetwork::IpNetwork::new(dst, m.header.destination_prefix_length)
                 .unwrap_or_else(|_| ipnetwork::IpNetwork::from(zero));
-            (net, gw, oif)
+            r
         })
         .collect())
 }

@@ -353,7 +353,7 @@ impl<'a> Add<'a> {
                     .copied()
                     .find(|g| g.is_ipv4() == route.dst.is_ipv4())
             });
-            netlink::add_route(ctr, idx, route.dst, gw).await?;
+            netlink::add_route(ctr, idx, route, gw).await?;
         }
         Ok(())
     }

@@ -114,14 +114,18 @@ async fn check_container(
         if tables[fam].is_none() {
             tables[fam] = Some(netlink::routes(ctr, r.dst.is_ipv6()).await?);
         }
-        let found = tables[fam]
-            .iter()
-            .flatten()
-            .any(|(dst, gw, _)| *dst == r.dst && (r.gw.is_none() || *gw == r.gw));
+        // RT_TABLE_MAIN unless the route names its table.
+        let table = r.table.unwrap_or(254);
+        let found = tables[fam].iter().flatten().any(|l| {
+            l.dst == r.dst
+                && (r.gw.is_none() || l.gw == r.gw)
+                && l.table == table
+                && (r.priority.is_none() || l.priority == r.priority)
+        });
         if !found {
             return Err(Error::Check(format!(
-                "route to {} via {:?} is missing in the container",
-                r.dst, r.gw
+                "route to {} via {:?} (table {table}, priority {:?}) is missing in the container",
+                r.dst, r.gw, r.priority
             )));
         }
     }
