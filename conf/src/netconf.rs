@@ -155,6 +155,9 @@ pub struct NetConf {
     pub force_address: bool,
     #[serde(rename = "ipMasq")]
     pub ip_masq: bool,
+    /// The reference chooses iptables or nftables; vbridge always uses nftables.
+    #[serde(rename = "ipMasqBackend")]
+    pub ip_masq_backend: Option<String>,
     pub mtu: Option<u32>,
     #[serde(rename = "hairpinMode")]
     pub hairpin_mode: bool,
@@ -334,6 +337,15 @@ impl NetConf {
                 "\"vethQueues\" {q} is outside 0-{MAX_VETH_QUEUES}"
             )));
         }
+        if let Some(b) = self
+            .ip_masq_backend
+            .as_deref()
+            .filter(|b| !["iptables", "nftables"].contains(b))
+        {
+            return Err(Error::config(format!(
+                "\"ipMasqBackend\" {b:?} is invalid: use \"iptables\" or \"nftables\" (vbridge uses nftables either way)"
+            )));
+        }
         if self.hairpin_mode && self.promisc_mode {
             return Err(Error::config(
                 "\"hairpinMode\" and \"promiscMode\" cannot both be true",
@@ -429,6 +441,19 @@ mod tests {
         let e = q(r#","vethQueues":4097"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidConfig);
         assert!(e.to_string().contains("vethQueues"), "{e}");
+    }
+
+    #[test]
+    fn ip_masq_backend_takes_the_references_values() {
+        let b = |v: &str| {
+            parse(&format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipMasqBackend":"{v}"}}"#
+            ))
+        };
+        assert!(b("iptables").is_ok() && b("nftables").is_ok());
+        let e = b("ebtables").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidConfig);
+        assert!(e.to_string().contains("ipMasqBackend"), "{e}");
     }
 
     #[test]
