@@ -260,6 +260,9 @@ fn disable_container_interface_with_ipam_is_refused_before_anything_changes() {
         "an address was allocated: {}",
         held.display()
     );
+    // STATUS says an ADD cannot succeed, with the same error.
+    let status = rt.status().expect_err("STATUS of a config ADD refuses");
+    assert_eq!(status.code(), 7, "{status}");
     // DEL of the refused ADD still succeeds, as the spec wants.
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }

@@ -23,14 +23,7 @@ use std::net::IpAddr;
 
 pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
-    if conf.disable_container_interface && !crate::ipam_client::ipam_type(&conf).is_empty() {
-        // As the reference (only ADD refuses: DEL must clean up whatever the config).
-        return Err(conf::Error::config(
-            "\"disableContainerInterface\": true leaves the container interface down, so it \
-             cannot be used with \"ipam\"; remove one of them",
-        )
-        .into());
-    }
+    super::addable(&conf)?;
     let ipam = IpamClient::new(&conf, req)?;
     let ns = Netns::open(&req.args.netns)?;
     ns.ensure_not_own()?;

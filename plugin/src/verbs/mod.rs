@@ -44,6 +44,19 @@ pub(crate) fn load(req: &Request) -> Result<NetConf> {
     Ok(conf)
 }
 
+/// What only ADD (and STATUS, which answers whether an ADD could succeed) refuses on top
+/// of `load`, as the reference does; DEL must clean up whatever the config says.
+pub(crate) fn addable(conf: &NetConf) -> Result<()> {
+    if conf.disable_container_interface && !crate::ipam_client::ipam_type(conf).is_empty() {
+        return Err(conf::Error::config(
+            "\"disableContainerInterface\": true leaves the container interface down, so it \
+             cannot be used with \"ipam\"; remove one of them",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// A current-thread runtime: no worker threads, so no task can run in a namespace
 /// other than the host's.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -9,6 +9,7 @@ use conf::skel::Request;
 
 pub fn status(req: &Request) -> Result<()> {
     let conf = load(req)?;
+    super::addable(&conf)?;
     NetState::lock(conf.state_dir(), &conf.name).map_err(|e| {
         Error::NotAvailable(format!("state dir {} is not usable: {e}", conf.state_dir()))
     })?;
