@@ -199,6 +199,19 @@ impl TestNet {
         add.success()
     }
 
+    /// Creates the world's bridge before vbridge does, holding `addr` (a CIDR): say, the
+    /// gateway of a network's previous subnet.
+    pub fn bridge_with_address(&self, addr: &str) {
+        crate::ip::must_run_in(
+            &self.host,
+            &["ip", "link", "add", &self.bridge, "type", "bridge"],
+        );
+        crate::ip::must_run_in(
+            &self.host,
+            &["ip", "addr", "add", addr, "dev", &self.bridge],
+        );
+    }
+
     /// Wires an outside netns to the host (`vbout` ⇄ outside `eth0`) and enables forwarding.
     pub fn outside(&self) -> Outside {
         let ns = Netns::new();

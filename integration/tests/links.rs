@@ -134,14 +134,7 @@ fn veth_ends_get_one_queue_unless_configured() {
 fn force_address_replaces_a_stale_gateway_on_the_bridge() {
     let net = TestNet::new();
     let stale = (Ipv4Addr::new(10, 254, 9, 1), 24);
-    ip::must_run_in(
-        &net.host,
-        &["ip", "link", "add", &net.bridge, "type", "bridge"],
-    );
-    ip::must_run_in(
-        &net.host,
-        &["ip", "addr", "add", "10.254.9.1/24", "dev", &net.bridge],
-    );
+    net.bridge_with_address("10.254.9.1/24");
     let gateway = |res: &Value| (gateway_of(res), net.subnet.prefix);
 
     let rt = net.runtime(net.vbridge_conflist("1.1.0"));

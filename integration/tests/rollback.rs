@@ -33,14 +33,7 @@ fn failure_after_allocation_rolls_everything_back() {
 #[test]
 fn failed_add_restores_what_force_address_removed() {
     let net = TestNet::new();
-    ip::must_run_in(
-        &net.host,
-        &["ip", "link", "add", &net.bridge, "type", "bridge"],
-    );
-    ip::must_run_in(
-        &net.host,
-        &["ip", "addr", "add", "10.254.9.1/24", "dev", &net.bridge],
-    );
+    net.bridge_with_address("10.254.9.1/24");
     // The state lock, taken after the gateway is in place, fails: its directory would
     // have to be created under a regular file.
     let blocker = std::path::Path::new(&net.state_dir()).join("not-a-dir");
