@@ -66,3 +66,41 @@ fn delegate_error_code_is_passed_through() {
     );
     assert!(ip::link(&b.ns, "eth0").is_none(), "failed ADD left eth0");
 }
+
+/// A delegate whose ADD succeeds but prints no usable result: the ADD fails, and the
+/// address the delegate reserved is given back (vbridge calls its DEL).
+#[test]
+fn unusable_delegate_result_is_released() {
+    let net = TestNet::new();
+    let dir = net.tmp.sub("plugins");
+    std::fs::create_dir_all(&dir).expect("plugin dir");
+    let script = Path::new(&dir).join("garbling-ipam");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nout=$({})\n[ \"$CNI_COMMAND\" = ADD ] && {{ echo 'not json'; exit 0; }}\nprintf '%s' \"$out\"\n",
+            paths::vbridge_ipam().display()
+        ),
+    )
+    .expect("write the delegate");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut conf = net.flat_config("1.0.0");
+    conf["ipam"]["type"] = json!("garbling-ipam");
+    let c = Container::new();
+    let mut env = cni_env("ADD", &c.att);
+    env.retain(|(k, _)| k != "CNI_PATH");
+    env.push(("CNI_PATH".into(), dir.clone()));
+    let out = exec(
+        net.host.path(),
+        &paths::vbridge(),
+        &env,
+        conf.to_string().as_bytes(),
+    );
+    assert!(!out.success(), "ADD with an unusable IPAM result: {out}");
+    let held = integration::ipam_ls::reservations(&net.ipam_dir(), &net.name);
+    assert!(
+        held.is_empty(),
+        "the delegate's reservation was kept: {held:?}"
+    );
+}

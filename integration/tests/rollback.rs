@@ -58,3 +58,27 @@ fn failed_add_restores_what_force_address_removed() {
     rt.del(&c.att)
         .unwrap_or_else(|e| panic!("DEL after failed ADD: {e}"));
 }
+
+/// A `prevResult` that cannot be read fails the ADD before anything changes: no address,
+/// no link, no registration that would keep the network's firewall alive.
+#[test]
+fn unreadable_prev_result_changes_nothing() {
+    let net = TestNet::new();
+    let mut conf = net.flat_config("1.0.0");
+    conf["prevResult"] = json!({"cniVersion": "1.0.0", "ips": [{"address": "nope"}]});
+    let c = Container::new();
+    let out = net.vbridge("ADD", &c.att, &conf);
+    assert!(!out.success(), "ADD with a broken prevResult: {out}");
+    assert!(ip::link(&c.ns, "eth0").is_none(), "container end created");
+    assert!(ip::bridge_ports(&net.host, &net.bridge).is_empty());
+    let held = integration::ipam_ls::reservations(&net.ipam_dir(), &net.name);
+    assert!(held.is_empty(), "an address was allocated: {held:?}");
+    let records = std::path::Path::new(&net.state_dir())
+        .join(&net.name)
+        .join("attachments");
+    assert!(
+        std::fs::read_dir(&records).map_or(true, |mut d| d.next().is_none()),
+        "the attachment was registered: {}",
+        records.display()
+    );
+}

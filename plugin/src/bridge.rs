@@ -2,7 +2,7 @@
 //! switched on whenever the config uses VLANs.
 
 use crate::error::{errno, Error, Result, EEXIST, EOPNOTSUPP};
-use crate::netlink::{is_up, link_by_name, link_kind, mac_string, set_up};
+use crate::netlink::{is_up, link_by_name, link_controller, link_kind, mac_string, set_up};
 use rtnetlink::packet_route::link::{
     InfoBridge, InfoData, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
 };
@@ -190,37 +190,27 @@ mod tests {
 }
 
 /// The interface that holds a VLAN network's gateway address: one end of a host veth
-/// pair whose other end is an access port of `vid` on the bridge. Every VLAN network on
-/// one bridge so gets its own L3 gateway, reachable only from its VLAN. Returns the
-/// gateway end's index; concurrent first ADDs may race here, which is fine.
+/// pair whose other end is an access port of `vid` on the bridge. Every VLAN network so
+/// gets its own L3 gateway, reachable only from its VLAN. Returns the gateway end's index;
+/// concurrent first ADDs may race here, which is fine.
 pub async fn ensure_vlan_gateway(
     h: &Handle,
     bridge: &LinkMessage,
     bridge_name: &str,
     vid: u16,
+    network: &str,
 ) -> Result<u32> {
-    let (gw, port) = crate::names::vlan_gateway(bridge_name, vid);
+    let (gw, port) = crate::names::vlan_gateway(bridge_name, vid, network);
     if let Some(l) = link_by_name(h, &gw).await? {
-        return Ok(l.header.index);
-    }
-    // The peer's flags and master are not applied at creation (IFF_UP there even fails
-    // with ENOTCONN), so the port is enslaved and brought up in a second request.
-    let peer = LinkUnspec::new_with_name(&port).build();
-    let msg = rtnetlink::LinkVeth::new(&gw, &port)
-        .up()
-        .set_info_data(InfoData::Veth(
-            rtnetlink::packet_route::link::InfoVeth::Peer(peer),
-        ))
-        .build();
-    match h.link().add(msg).execute().await {
-        Ok(()) => {}
-        Err(e) if errno(&e) == Some(EEXIST) => {}
-        Err(e) => {
-            return Err(Error::netlink(
-                format!("failed to create VLAN {vid} gateway link {gw}"),
-                e,
-            ))
+        // A killed ADD (or a bridge re-created since) can leave the pair without its port
+        // on the bridge: only a port that is in place counts.
+        if let Some(p) = link_by_name(h, &port).await? {
+            if link_controller(&p) == Some(bridge.header.index) && is_up(&p) {
+                return Ok(l.header.index);
+            }
         }
+    } else {
+        create_vlan_gateway_pair(h, &gw, &port, vid).await?;
     }
     let port_link = link_by_name(h, &port)
         .await?
@@ -242,10 +232,35 @@ pub async fn ensure_vlan_gateway(
     Ok(l.header.index)
 }
 
-pub async fn delete_vlan_gateway(h: &Handle, bridge_name: &str, vid: u16) -> Result<()> {
-    crate::netlink::delete_link(h, &crate::names::vlan_gateway(bridge_name, vid).0)
-        .await
-        .map(|_| ())
+/// The pair, the gateway end up. The peer's flags and master are not applied at creation
+/// (IFF_UP there even fails with ENOTCONN), so the caller attaches the port.
+async fn create_vlan_gateway_pair(h: &Handle, gw: &str, port: &str, vid: u16) -> Result<()> {
+    let peer = LinkUnspec::new_with_name(port).build();
+    let msg = rtnetlink::LinkVeth::new(gw, port)
+        .up()
+        .set_info_data(InfoData::Veth(
+            rtnetlink::packet_route::link::InfoVeth::Peer(peer),
+        ))
+        .build();
+    match h.link().add(msg).execute().await {
+        Ok(()) => Ok(()),
+        // A concurrent first ADD of the network made it.
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) => Err(Error::netlink(
+            format!("failed to create VLAN {vid} gateway link {gw}"),
+            e,
+        )),
+    }
+}
+
+pub async fn delete_vlan_gateway(
+    h: &Handle,
+    bridge_name: &str,
+    vid: u16,
+    network: &str,
+) -> Result<()> {
+    let (gw, _) = crate::names::vlan_gateway(bridge_name, vid, network);
+    crate::netlink::delete_link(h, &gw).await.map(|_| ())
 }
 
 /// The VLANs of bridge port `port`: (VID, is PVID, egress untagged).

@@ -59,12 +59,19 @@ impl<'a> IpamClient<'a> {
             IpamClient::InProcess(cfg) => Ok(ipam::add(cfg, att)?),
             IpamClient::Delegate { plugin, req } => {
                 let out = exec(plugin, req, "ADD")?;
-                let v: serde_json::Value =
-                    serde_json::from_slice(&out).map_err(|e| Error::IpamExec {
+                let parsed = serde_json::from_slice(&out)
+                    .map_err(|e| Error::IpamExec {
                         plugin: plugin.clone(),
                         msg: format!("its ADD result is not JSON: {e}"),
-                    })?;
-                Ok(CniResult::from_value(&v)?)
+                    })
+                    .and_then(|v: serde_json::Value| Ok(CniResult::from_value(&v)?));
+                if parsed.is_err() {
+                    // It succeeded, so it holds an address we cannot use: give it back.
+                    if let Err(e) = exec(plugin, req, "DEL") {
+                        log::error!("releasing the unusable {plugin} ADD: {e}");
+                    }
+                }
+                parsed
             }
         }
     }

@@ -57,8 +57,11 @@ mod tests {
 /// The host-side veth pair that carries a VLAN network's gateway address:
 /// (`vbg…`, the L3 end holding the address; `vbp…`, its bridge port, an access port of
 /// the VID). `g`/`p` are not hex digits, so these never collide with `host_veth` names.
-pub fn vlan_gateway(bridge: &str, vid: u16) -> (String, String) {
-    let h = fnv1a(&[bridge, &vid.to_string()]) & 0xfff_ffff_ffff;
+/// One pair per network, not per (bridge, VID): two networks on one VLAN of one bridge
+/// would otherwise share it under separate locks, and the last DEL of either would take
+/// the other's gateway away.
+pub fn vlan_gateway(bridge: &str, vid: u16, network: &str) -> (String, String) {
+    let h = fnv1a(&[bridge, &vid.to_string(), network]) & 0xfff_ffff_ffff;
     (format!("vbg{h:011x}"), format!("vbp{h:011x}"))
 }
 
@@ -68,9 +71,19 @@ mod vlan_tests {
 
     #[test]
     fn vlan_gateway_names() {
-        let (g, p) = vlan_gateway("cni0", 100);
+        let (g, p) = vlan_gateway("cni0", 100, "net");
         assert_eq!((g.len(), p.len()), (14, 14));
-        assert_ne!(vlan_gateway("cni0", 100), vlan_gateway("cni0", 200));
-        assert_ne!(vlan_gateway("cni0", 100), vlan_gateway("cni1", 100));
+        assert_ne!(
+            vlan_gateway("cni0", 100, "net"),
+            vlan_gateway("cni0", 200, "net")
+        );
+        assert_ne!(
+            vlan_gateway("cni0", 100, "net"),
+            vlan_gateway("cni1", 100, "net")
+        );
+        assert_ne!(
+            vlan_gateway("cni0", 100, "net"),
+            vlan_gateway("cni0", 100, "net2")
+        );
     }
 }

@@ -97,6 +97,13 @@ impl<'a> Add<'a> {
                 self.ns.path()
             )));
         }
+        // Parsed before anything changes: nothing may fail once the attachment is registered.
+        let prev = self
+            .conf
+            .prev_result
+            .as_ref()
+            .map(CniResult::from_value)
+            .transpose()?;
         let trunk = self.conf.trunk_vids()?;
         let vlan = self
             .conf
@@ -135,7 +142,9 @@ impl<'a> Add<'a> {
             .await;
         if res.is_err() && st.is_empty().unwrap_or(false) {
             if let Some(v) = vlan_gw {
-                if let Err(e) = bridge::delete_vlan_gateway(host, self.conf.bridge_name(), v).await
+                if let Err(e) =
+                    bridge::delete_vlan_gateway(host, self.conf.bridge_name(), v, &self.conf.name)
+                        .await
                 {
                     log::error!("rollback: {e}");
                 }
@@ -144,8 +153,8 @@ impl<'a> Add<'a> {
         let ipres = res?;
         laps.lap("gateway and state");
         let ours = self.result(&br, macs, ipres);
-        match &self.conf.prev_result {
-            Some(prev) => Ok(chain(CniResult::from_value(prev)?, ours)),
+        match prev {
+            Some(prev) => Ok(chain(prev, ours)),
             None => Ok(ours),
         }
     }
@@ -225,7 +234,9 @@ impl<'a> Add<'a> {
         gateways: &[IpAddr],
     ) -> Result<CniResult> {
         if let Some(v) = self.vlan_gateway(vlan) {
-            let gw_link = bridge::ensure_vlan_gateway(host, br, self.conf.bridge_name(), v).await?;
+            let gw_link =
+                bridge::ensure_vlan_gateway(host, br, self.conf.bridge_name(), v, &self.conf.name)
+                    .await?;
             self.configure_gateway(host, gw_link, &ipres, gateways)
                 .await?;
         }

@@ -41,7 +41,7 @@ pub fn del(req: &Request) -> Result<()> {
             Ok((_st, true)) => {
                 if let (Some(h), Some(v)) = (&h, vlan_gateway(&conf)) {
                     errs.extend(
-                        bridge::delete_vlan_gateway(h, conf.bridge_name(), v)
+                        bridge::delete_vlan_gateway(h, conf.bridge_name(), v, &conf.name)
                             .await
                             .err(),
                     );

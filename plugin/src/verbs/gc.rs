@@ -52,7 +52,8 @@ pub fn gc(req: &Request) -> Result<()> {
                 let gone = runtime().and_then(|rt| {
                     rt.block_on(async {
                         let h = netlink::connect_host()?;
-                        crate::bridge::delete_vlan_gateway(&h, conf.bridge_name(), v).await
+                        crate::bridge::delete_vlan_gateway(&h, conf.bridge_name(), v, &conf.name)
+                            .await
                     })
                 });
                 errs.extend(gone.err());
