@@ -12,6 +12,8 @@
 //! - Everything is chosen first and then reserved with one all-or-nothing
 //!   `Store::reserve`, so a failure leaves nothing allocated.
 //! - An attachment that already holds addresses gets those back: a retried ADD is safe.
+//!   Held since a previous boot, they are re-reserved under this one (the runtime
+//!   brought the container back), so they are no longer reclaimable.
 //!
 //! # Reboots
 //!
@@ -40,7 +42,16 @@ pub fn assign<S: Store>(
     let held = store.addresses(att)?;
     if !held.is_empty() {
         if still_ours(store, att, &held)? {
-            return reuse(cfg, att, held);
+            let held = reuse(cfg, att, held)?;
+            if reserved_in_other_boot(store, &held)? {
+                // The runtime re-ADDs a container of a previous boot (Podman keeps its ids
+                // across reboots): the reservation is live again and must stop looking
+                // reclaimable. Re-reserved under this boot, within the same lock; a crash
+                // in between leaves the addresses free and the ADD unanswered.
+                store.release(att)?;
+                store.reserve(att, &held)?;
+            }
+            return Ok(held);
         }
         // Its addresses were reclaimed after a reboot and now belong to others: drop the
         // stale index (release removes only records naming `att`) and allocate afresh.
@@ -56,7 +67,7 @@ pub fn assign<S: Store>(
     let mut picks = Vec::with_capacity(cfg.range_sets.len());
     for (set, want) in wanted.into_iter().enumerate() {
         let ip = match want {
-            Some(ip) => claim_requested(store, ip)?,
+            Some(ip) => claim_requested(store, att, ip)?,
             None => pick(cfg, store, set)?,
         };
         picks.push(ip);
@@ -81,6 +92,17 @@ fn still_ours<S: Store>(store: &S, att: &Attachment, held: &[IpAddr]) -> Result<
         }
     }
     Ok(true)
+}
+
+/// Whether any of `held` was reserved under another (known) boot.
+fn reserved_in_other_boot<S: Store>(store: &S, held: &[IpAddr]) -> Result<bool, Error> {
+    let boot = store.current_boot();
+    for ip in held {
+        if store.record(*ip)?.is_some_and(|r| r.from_other_boot(boot)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A retried ADD: hand back what is held, if it still fits the config and the request.
@@ -156,9 +178,12 @@ fn validate_requested(cfg: &IpamConfig, ip: IpAddr) -> Result<usize, Error> {
     Ok(set)
 }
 
-fn claim_requested<S: Store>(store: &S, ip: IpAddr) -> Result<IpAddr, Error> {
+fn claim_requested<S: Store>(store: &S, att: &Attachment, ip: IpAddr) -> Result<IpAddr, Error> {
     match store.record(ip)? {
         None => Ok(ip),
+        // A record of this very attachment that its attachment record does not list (an
+        // import or a power loss cut it short): reserving it again is a no-op.
+        Some(r) if r.attachment == *att => Ok(ip),
         Some(r) => Err(Error::AddressTaken {
             ip,
             holder: r.attachment,

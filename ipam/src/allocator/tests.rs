@@ -287,6 +287,28 @@ fn previous_boot_reservations_are_reclaimed_only_when_full() {
     assert_eq!(e.code(), ErrorCode::PoolExhausted);
 }
 
+/// A container brought back after a reboot under its old id (Podman) keeps its address,
+/// and from then on that reservation belongs to this boot: filling the pool must not
+/// reclaim it for someone else.
+#[test]
+fn re_add_after_a_reboot_makes_the_reservation_current() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::new("boot-A");
+    let kept = one(&c, &mut st, "kept");
+    st.reboot("boot-B");
+    assert_eq!(one(&c, &mut st, "kept"), kept, "same address back");
+    for i in 0..4 {
+        one(&c, &mut st, &format!("new{i}"));
+    }
+    let e = assign(&c, &mut st, &att("late")).expect_err("pool full of current reservations");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert_eq!(
+        st.addresses(&att("kept")).expect("addrs"),
+        vec![ip(&kept)],
+        "the brought-back container lost its address"
+    );
+}
+
 #[test]
 fn unknown_boot_ids_are_never_reclaimed() {
     let c = cfg(SMALL);

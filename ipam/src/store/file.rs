@@ -148,6 +148,7 @@ impl FileStore {
         let boost = self.urgent.then(fsio::Boost::raise);
         let locked = LockedStore {
             fs: self,
+            unfinished: false,
             _lock: file,
             _boost: boost,
         };
@@ -288,6 +289,9 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
 #[derive(Debug)]
 pub struct LockedStore {
     fs: FileStore,
+    /// A mutation of this lock hold failed and left its journal: the next lock holder
+    /// finishes it, and until then no other mutation may start (it would overwrite it).
+    unfinished: bool,
     /// Holds the flock; closing it (on drop) releases the lock.
     _lock: File,
     /// Dropped after the lock: the priority returns once the lock is free.
@@ -498,6 +502,31 @@ impl LockedStore {
     }
 }
 
+impl LockedStore {
+    /// After a failure, whether the mutation left its journal (checked only then).
+    fn note_leftover(&mut self, done: Result<(), Error>) -> Result<(), Error> {
+        if done.is_err() && fsio::exists(&self.fs.journal_path()).unwrap_or(true) {
+            self.unfinished = true;
+        }
+        done
+    }
+
+    /// GC releases attachment after attachment in one lock hold; one that failed halfway
+    /// must not have its journal overwritten by the next.
+    fn refuse_if_unfinished(&self) -> Result<(), Error> {
+        if !self.unfinished {
+            return Ok(());
+        }
+        Err(Error::io(
+            "start a mutation in",
+            self.fs.dir.clone(),
+            std::io::Error::other(
+                "an earlier mutation of this call failed halfway; the next operation on this network finishes it",
+            ),
+        ))
+    }
+}
+
 impl Store for LockedStore {
     fn current_boot(&self) -> Option<&str> {
         self.fs.boot_id()
@@ -520,34 +549,39 @@ impl Store for LockedStore {
         if ips.is_empty() {
             return Ok(());
         }
+        self.refuse_if_unfinished()?;
         // A name that cannot become a path must fail before the journal names it.
         self.fs.att_path(att)?;
         let held = Held {
             record: Record::new(att.clone(), self.fs.boot_id()),
             ips: ips.to_vec(),
         };
-        self.begin_add(&held)?;
-        let done = self.apply_add(&held);
-        if done.is_err() {
-            self.abort(&held);
-        }
-        done
+        let done = self.begin_add(&held).and_then(|()| {
+            let done = self.apply_add(&held);
+            if done.is_err() {
+                self.abort(&held);
+            }
+            done
+        });
+        self.note_leftover(done)
     }
 
     fn release(&mut self, att: &Attachment) -> Result<Vec<IpAddr>, Error> {
+        self.refuse_if_unfinished()?;
         let Some(file) = self.fs.read_attachment(att)? else {
             return Ok(Vec::new());
         };
         let ips = file.ips().to_vec();
         // Validates every record before anything changes.
         let owned = self.owned_records(att, &ips)?;
-        self.begin_del(att, file)?;
-        // On failure the journal stays behind and the next lock holder finishes the DEL.
-        for p in &owned {
-            fsio::remove_opt(p).map_err(|e| Error::io("remove", p, e))?;
-        }
-        self.finish_journal()?;
-        Ok(ips)
+        let done = self.begin_del(att, file).and_then(|()| {
+            // On failure the journal stays behind and the next lock holder finishes the DEL.
+            for p in &owned {
+                fsio::remove_opt(p).map_err(|e| Error::io("remove", p, e))?;
+            }
+            self.finish_journal()
+        });
+        self.note_leftover(done).map(|()| ips)
     }
 
     fn cursor(&self, set: usize) -> Option<IpAddr> {

@@ -5,7 +5,8 @@
 //! network's `ipam.type` to vbridge-ipam while containers run would otherwise hand out
 //! their addresses again. When a store is created (no `meta.json` yet) those files are
 //! imported as reservations with an unknown boot id (never reclaimed automatically;
-//! GC or DEL releases them). They are left in place, so switching back still works.
+//! GC or DEL releases them). They are left in place; switching back is not safe once
+//! vbridge-ipam has reserved addresses of its own (host-local never reads `ips/`).
 //! `meta.json` is written only after the import, so an import killed half-way simply
 //! runs again: creating a record that already names the same attachment is a no-op.
 

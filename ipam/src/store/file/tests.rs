@@ -647,3 +647,56 @@ fn only_an_urgent_store_raises_the_lock_holders_priority() {
     .join()
     .expect("thread");
 }
+
+/// A mutation that fails halfway leaves its journal for the next lock holder; in the same
+/// lock hold (GC releasing attachment after attachment) no further mutation may start, or
+/// its `journal` would replace the unfinished one and leak that attachment's address.
+#[test]
+fn failed_mutation_blocks_the_rest_of_the_hold_and_is_finished_by_the_next() {
+    let d = TempDir::new("unfinished");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    let a = crate::add(&c, &att("a")).expect("add a").ips[0]
+        .address
+        .ip();
+    let b = crate::add(&c, &att("b")).expect("add b").ips[0]
+        .address
+        .ip();
+    let mut st = open(&d, "b");
+    // "a"'s DEL got as far as its journal, then failed.
+    let file = st
+        .fs
+        .read_attachment(&att("a"))
+        .expect("read")
+        .expect("a held");
+    st.begin_del(&att("a"), file).expect("begin");
+    let failed: Result<(), Error> = Err(Error::Internal("removal failed".into()));
+    assert!(st.note_leftover(failed).is_err());
+    let e = st
+        .release(&att("b"))
+        .expect_err("refused while a's journal is pending");
+    assert_eq!(e.code(), ErrorCode::Io, "{e}");
+    assert!(st.reserve(&att("c"), &[ip("10.0.0.50")]).is_err());
+    assert!(st.is_taken(b).expect("stat"), "b untouched");
+    drop(st);
+    // The next lock holder finishes a's DEL; b is still held.
+    let st = open(&d, "b");
+    assert!(!st.is_taken(a).expect("stat"), "a's DEL finished");
+    assert!(st.addresses(&att("a")).expect("a").is_empty());
+    assert_eq!(st.addresses(&att("b")).expect("b"), vec![b]);
+}
+
+/// A record of an attachment that its attachment record does not list (an import or a
+/// power loss cut it short) does not stop that same attachment from requesting it.
+#[test]
+fn requested_address_may_be_its_own_orphan_record() {
+    let d = TempDir::new("own-orphan");
+    let mut c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    crate::add(&c, &att("first")).expect("create the store");
+    let orphan = encode(&Record::new(att("x"), None)).expect("encode");
+    fs::write(file(&d, "ips/10.0.0.9"), orphan).expect("orphan");
+    c.requested = vec![ip("10.0.0.9")];
+    let got = crate::add(&c, &att("x")).expect("own orphan is claimable");
+    assert_eq!(got.ips[0].address.ip(), ip("10.0.0.9"));
+    let e = crate::add(&c, &att("y")).expect_err("someone else's");
+    assert_eq!(e.code(), ErrorCode::AddressTaken, "{e}");
+}
