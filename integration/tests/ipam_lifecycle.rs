@@ -219,8 +219,31 @@ fn gc_vbridge(key: &str) {
             .to_string()
     };
 
+    // A link of someone else's that happens to sit in this network's link group (a 32-bit
+    // hash) is not one of vbridge's host veths: GC leaves it alone. Made here from a host
+    // veth of ours, renamed (iproute2 cannot set a group above 2^31 itself).
+    let foreign = Container::new();
+    let foreign_res = add_ok(&net, Bin::Vbridge, &foreign.att, &conf);
+    for cmd in [
+        vec!["ip", "link", "set", "dev", &veth(&foreign_res), "down"],
+        vec![
+            "ip",
+            "link",
+            "set",
+            "dev",
+            &veth(&foreign_res),
+            "name",
+            "admin0",
+        ],
+    ] {
+        ip::must_run_in(&net.host, &cmd);
+    }
     let out = gc(&net, Bin::Vbridge, &conf, key, &[&keep.att]);
     assert!(out.success() && out.stdout.trim().is_empty(), "GC: {out}");
+    assert!(
+        ip::link(&net.host, "admin0").is_some(),
+        "GC deleted a foreign link in the network's link group"
+    );
 
     assert_eq!(
         holdings(&net, &net.name),

@@ -22,6 +22,15 @@ pub fn host_veth(network: &str, container_id: &str, ifname: &str) -> String {
     )
 }
 
+/// Whether `name` has the shape of a `host_veth` name (`vb` + 12 hex digits).
+pub fn is_host_veth(name: &str) -> bool {
+    name.len() == 14
+        && name.starts_with("vb")
+        && name[2..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
 /// The link group ADD puts host veths of `network` in. It is set in the creating request
 /// (an alias would not be: the kernel ignores IFLA_IFALIAS there), so GC can tell this
 /// network's ports from other networks' on a shared bridge even when a killed ADD wrote
@@ -44,6 +53,11 @@ mod tests {
         assert_ne!(a, host_veth("net2", "ctr", "eth0"));
         // The separator keeps ("ab","c") and ("a","bc") apart.
         assert_ne!(host_veth("n", "ab", "c"), host_veth("n", "a", "bc"));
+        assert!(is_host_veth(&a));
+        let (gw, port) = vlan_gateway("cni0", 100, "net");
+        for other in ["eth0", "vbABCDEF012345", "vb0123456789a", &gw, &port] {
+            assert!(!is_host_veth(other), "{other}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::state::NetState;
 use crate::{names, netlink, network};
 use conf::skel::Request;
 use conf::Attachment;
+use rtnetlink::packet_route::link::InfoKind;
 use std::collections::HashSet;
 
 pub fn gc(req: &Request) -> Result<()> {
@@ -36,9 +37,17 @@ pub fn gc(req: &Request) -> Result<()> {
             vec![]
         }
     };
-    if let Err(e) = delete_veths(&conf.name, &stale, &keep) {
-        errs.push(e);
-    }
+    // Only retired under the lock (down and off the bridge, well under a millisecond
+    // each); deleting one waits 10-20 ms in the kernel, which after a runtime crash, times
+    // hundreds of links, would keep every ADD and DEL of the network waiting past their
+    // lock timeout.
+    let retired = match retire_veths(&conf.name, &stale, &keep) {
+        Ok(r) => r,
+        Err(e) => {
+            errs.push(e);
+            Vec::new()
+        }
+    };
     for a in &stale {
         errs.extend(st.unregister(a).err());
     }
@@ -62,29 +71,75 @@ pub fn gc(req: &Request) -> Result<()> {
         Ok(false) => {}
         Err(e) => errs.push(e),
     }
+    drop(st);
+    errs.extend(delete_retired(&retired).err());
     Error::from_list(errs)
 }
 
-/// Deletes the veths of `stale` plus every link in this network's link group that no valid
-/// attachment owns (other networks may share the bridge, one per VLAN: not theirs).
-fn delete_veths(network: &str, stale: &[Attachment], keep: &HashSet<String>) -> Result<()> {
+/// Retires the veths of `stale` plus every host veth in this network's link group that no
+/// valid attachment owns (other networks may share the bridge, one per VLAN: not theirs),
+/// and returns them (index, name) for `delete_retired`.
+fn retire_veths(
+    network: &str,
+    stale: &[Attachment],
+    keep: &HashSet<String>,
+) -> Result<Vec<(u32, String)>> {
     runtime()?.block_on(async {
         let h = netlink::connect_host()?;
         let mut errs = Vec::new();
+        let mut doomed: Vec<(u32, String)> = Vec::new();
         for a in stale {
-            errs.extend(
-                netlink::delete_link(&h, &names::host_veth(network, &a.container_id, &a.ifname))
-                    .await
-                    .err(),
-            );
+            let name = names::host_veth(network, &a.container_id, &a.ifname);
+            match netlink::link_by_name(&h, &name).await {
+                Ok(Some(l)) => doomed.push((l.header.index, name)),
+                Ok(None) => {}
+                Err(e) => errs.push(e),
+            }
         }
         // The link group marks this network's host veths, on the bridge or already retired
-        // by a DEL whose background deletion did not happen.
-        for l in netlink::links_in_group(&h, names::link_group(network)).await? {
-            let name = netlink::link_name(&l).to_string();
-            if !keep.contains(&name) {
-                errs.extend(netlink::delete_link(&h, &name).await.err());
+        // by a DEL whose background deletion did not happen. The group is a 32-bit hash:
+        // only links that also look like our host veths are taken.
+        match netlink::links_in_group(&h, names::link_group(network)).await {
+            Ok(links) => {
+                for l in links {
+                    let name = netlink::link_name(&l).to_string();
+                    if !keep.contains(&name)
+                        && names::is_host_veth(&name)
+                        && netlink::link_kind(&l) == Some(&InfoKind::Veth)
+                        && !doomed.iter().any(|(i, _)| *i == l.header.index)
+                    {
+                        doomed.push((l.header.index, name));
+                    }
+                }
             }
+            Err(e) => errs.push(e),
+        }
+        for (index, _) in &doomed {
+            errs.extend(netlink::retire(&h, *index).await.err());
+        }
+        match Error::from_list(errs) {
+            Ok(()) => Ok(doomed),
+            Err(e) if doomed.is_empty() => Err(e),
+            Err(e) => {
+                // Keep going: what could be retired is still deleted.
+                log::error!("GC: {e}");
+                Ok(doomed)
+            }
+        }
+    })
+}
+
+/// Deletes links `retire_veths` took out of service, each only if it is still that
+/// retired link (a new ADD may have reused a name meanwhile).
+fn delete_retired(links: &[(u32, String)]) -> Result<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    runtime()?.block_on(async {
+        let h = netlink::connect_host()?;
+        let mut errs = Vec::new();
+        for (index, name) in links {
+            errs.extend(netlink::delete_retired(&h, *index, name).await.err());
         }
         Error::from_list(errs)
     })
