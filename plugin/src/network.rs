@@ -42,7 +42,9 @@ pub fn attach(
 ) -> Result<()> {
     st.register(att, rec)?;
     if let Err(e) = ensure_firewall(conf, st, subnets) {
-        if let Err(u) = st.unregister(att) {
+        // As a DEL would: unregistered, and if that empties the network, whatever nft
+        // got to install is torn down like after a last DEL.
+        if let Err(u) = detach(st, conf, att) {
             log::error!("rollback: {u}");
         }
         return Err(e);
