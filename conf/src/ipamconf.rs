@@ -292,9 +292,6 @@ impl IpamSection {
                         .filter(|g| !g.is_empty())
                         .map(|g| parse_ip(g, &format!("{f}.gw")))
                         .transpose()?;
-                if let Some(m) = r.mtu.filter(|m| !(68..=65535).contains(m)) {
-                    return Err(Error::config(format!("{f}.mtu: {m} is outside 68-65535")));
-                }
                 Ok(Route {
                     mtu: r.mtu,
                     advmss: r.advmss,
@@ -309,6 +306,19 @@ impl IpamSection {
 }
 
 impl IpamConfig {
+    /// What only ADD refuses: older versions ignored route options, so DEL, GC and CHECK
+    /// of attachments made under such a config must keep working.
+    pub fn validate_for_add(&self) -> Result<(), Error> {
+        for (i, r) in self.routes.iter().enumerate() {
+            if let Some(m) = r.mtu.filter(|m| !(68..=65535).contains(m)) {
+                return Err(Error::config(format!(
+                    "ipam.routes[{i}].mtu: {m} is outside 68-65535"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the IPAM config from the whole plugin config (the IPAM plugin receives
     /// all of it, per the spec) and the CNI_ARGS of this call.
     pub fn from_netconf(conf: &NetConf, args: &CmdArgs) -> Result<IpamConfig, Error> {
@@ -474,8 +484,9 @@ mod tests {
             (Some(300), Some(1300), Some(1200))
         );
         assert_eq!((b.table, b.scope, b.priority), (Some(100), Some(0), None));
-        let e = conf(r#"{"subnet":"10.1.0.0/24","routes":[{"dst":"192.0.2.0/24","mtu":20}]}"#)
-            .expect_err("mtu 20");
+        let bad = conf(r#"{"subnet":"10.1.0.0/24","routes":[{"dst":"192.0.2.0/24","mtu":20}]}"#)
+            .expect("parses: DEL of such a config still works");
+        let e = bad.validate_for_add().expect_err("mtu 20");
         assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
         assert!(e.to_string().contains("routes[0].mtu"), "{e}");
     }

@@ -240,6 +240,21 @@ impl NetConf {
         }
     }
 
+    /// What only ADD (and STATUS) refuses: values older versions accepted, so DEL, GC and
+    /// CHECK of attachments made with them must keep working.
+    pub fn validate_for_add(&self) -> Result<(), Error> {
+        if let Some(b) = self
+            .ip_masq_backend
+            .as_deref()
+            .filter(|b| !["iptables", "nftables"].contains(b))
+        {
+            return Err(Error::config(format!(
+                "\"ipMasqBackend\" {b:?} is invalid: use \"iptables\" or \"nftables\" (vbridge uses nftables either way)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Gateway mode: `isDefaultGateway` implies `isGateway`, as in the reference.
     pub fn gateway_mode(&self) -> bool {
         self.is_gateway || self.is_default_gateway
@@ -335,15 +350,6 @@ impl NetConf {
         if let Some(q) = self.veth_queues.filter(|q| *q > MAX_VETH_QUEUES) {
             return Err(Error::config(format!(
                 "\"vethQueues\" {q} is outside 0-{MAX_VETH_QUEUES}"
-            )));
-        }
-        if let Some(b) = self
-            .ip_masq_backend
-            .as_deref()
-            .filter(|b| !["iptables", "nftables"].contains(b))
-        {
-            return Err(Error::config(format!(
-                "\"ipMasqBackend\" {b:?} is invalid: use \"iptables\" or \"nftables\" (vbridge uses nftables either way)"
             )));
         }
         if self.hairpin_mode && self.promisc_mode {
@@ -450,8 +456,10 @@ mod tests {
                 r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipMasqBackend":"{v}"}}"#
             ))
         };
-        assert!(b("iptables").is_ok() && b("nftables").is_ok());
-        let e = b("ebtables").unwrap_err();
+        assert!(b("iptables").and_then(|c| c.validate_for_add()).is_ok());
+        assert!(b("nftables").and_then(|c| c.validate_for_add()).is_ok());
+        let c = b("ebtables").expect("parses: DEL of such a config still works");
+        let e = c.validate_for_add().unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidConfig);
         assert!(e.to_string().contains("ipMasqBackend"), "{e}");
     }

@@ -184,6 +184,10 @@ fn route_options_are_installed_and_checked() {
     plugin["ipam"]["routes"] = serde_json::json!([
         {"dst": "192.0.2.0/24", "priority": 300, "mtu": 1300, "advmss": 1200},
         {"dst": "198.51.100.0/24", "table": 100},
+        // 0 means "the default" to the kernel: main table, default metric.
+        {"dst": "203.0.113.0/24", "table": 0, "priority": 0},
+        // A link-scope route gets no gateway.
+        {"dst": "192.0.2.128/25", "scope": 253},
     ]);
     let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
     let c = Container::new();
@@ -209,7 +213,28 @@ fn route_options_are_installed_and_checked() {
     assert_eq!(a["metrics"][0]["mtu"], 1300, "{a}");
     assert_eq!(a["metrics"][0]["advmss"], 1200, "{a}");
     assert_eq!(find("198.51.100.0/24")["table"], "100");
+    assert_eq!(find("192.0.2.128/25")["scope"], "link");
+    assert!(find("192.0.2.128/25").get("gateway").is_none());
     rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+
+    // A chained plugin such as sbr moves routes the result does not pin to a table:
+    // CHECK still finds them.
+    ip::must_run_in(&c.ns, &["ip", "route", "del", "203.0.113.0/24"]);
+    ip::must_run_in(
+        &c.ns,
+        &[
+            "ip",
+            "route",
+            "add",
+            "203.0.113.0/24",
+            "dev",
+            "eth0",
+            "table",
+            "200",
+        ],
+    );
+    rt.check(&c.att)
+        .unwrap_or_else(|e| panic!("CHECK after the route moved tables: {e}"));
 
     ip::must_run_in(
         &c.ns,

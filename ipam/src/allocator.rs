@@ -49,7 +49,16 @@ pub fn assign<S: Store>(
                 // reclaimable. Re-reserved under this boot, within the same lock; a crash
                 // in between leaves the addresses free and the ADD unanswered.
                 store.release(att)?;
-                store.reserve(att, &held)?;
+                if let Err(e) = store.reserve(att, &held) {
+                    log::error!(
+                        "container {:?} interface {:?}: released {} to re-reserve them under this boot, \
+                         and the re-reservation failed ({e}); a retried ADD allocates afresh",
+                        att.container_id,
+                        att.ifname,
+                        list(&held)
+                    );
+                    return Err(e);
+                }
             }
             return Ok(held);
         }
@@ -67,7 +76,7 @@ pub fn assign<S: Store>(
     let mut picks = Vec::with_capacity(cfg.range_sets.len());
     for (set, want) in wanted.into_iter().enumerate() {
         let ip = match want {
-            Some(ip) => claim_requested(store, att, ip)?,
+            Some(ip) => claim_requested(&mut *store, att, ip)?,
             None => pick(cfg, store, set)?,
         };
         picks.push(ip);
@@ -178,12 +187,16 @@ fn validate_requested(cfg: &IpamConfig, ip: IpAddr) -> Result<usize, Error> {
     Ok(set)
 }
 
-fn claim_requested<S: Store>(store: &S, att: &Attachment, ip: IpAddr) -> Result<IpAddr, Error> {
+fn claim_requested<S: Store>(store: &mut S, att: &Attachment, ip: IpAddr) -> Result<IpAddr, Error> {
     match store.record(ip)? {
         None => Ok(ip),
         // A record of this very attachment that its attachment record does not list (an
-        // import or a power loss cut it short): reserving it again is a no-op.
-        Some(r) if r.attachment == *att => Ok(ip),
+        // import or a power loss cut it short): dropped, so the reservation made next
+        // carries this boot (kept, a full pool could reclaim a live address).
+        Some(r) if r.attachment == *att => {
+            store.forget_record(ip)?;
+            Ok(ip)
+        }
         Some(r) => Err(Error::AddressTaken {
             ip,
             holder: r.attachment,

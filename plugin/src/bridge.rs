@@ -203,9 +203,11 @@ pub async fn ensure_vlan_gateway(
     let (gw, port) = crate::names::vlan_gateway(bridge_name, vid, network);
     if let Some(l) = link_by_name(h, &gw).await? {
         // A killed ADD (or a bridge re-created since) can leave the pair without its port
-        // on the bridge: only a port that is in place counts.
+        // on the bridge, or the port without its VLAN: only a port in place counts, and
+        // its VLAN is set again (idempotent; two messages, on VLAN gateway networks only).
         if let Some(p) = link_by_name(h, &port).await? {
             if link_controller(&p) == Some(bridge.header.index) && is_up(&p) {
+                configure_port_vlans(h, p.header.index, Some(vid), &[], false).await?;
                 return Ok(l.header.index);
             }
         }

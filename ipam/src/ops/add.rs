@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 /// Reserves addresses for `att` and returns the abbreviated IPAM result.
 pub fn add(cfg: &IpamConfig, att: &Attachment) -> Result<CniResult, Error> {
+    cfg.validate_for_add()?;
     let mut store = super::lock(cfg, true)?;
     let ips = allocator::assign(cfg, &mut store, att)?;
     log::info!(

@@ -352,11 +352,16 @@ impl<'a> Add<'a> {
         }
         netlink::set_up(ctr, idx).await?;
         for route in &r.routes {
-            let gw = route.gw.or_else(|| {
-                gws.iter()
+            // A link- or host-scope route has no next hop: the kernel refuses a gateway there.
+            let on_link = route.scope.is_some_and(|s| s >= 253);
+            let gw = match route.gw {
+                None if on_link => None,
+                None => gws
+                    .iter()
                     .copied()
-                    .find(|g| g.is_ipv4() == route.dst.is_ipv4())
-            });
+                    .find(|g| g.is_ipv4() == route.dst.is_ipv4()),
+                given => given,
+            };
             netlink::add_route(ctr, idx, route, gw).await?;
         }
         Ok(())

@@ -114,18 +114,21 @@ async fn check_container(
         if tables[fam].is_none() {
             tables[fam] = Some(netlink::routes(ctr, r.dst.is_ipv6()).await?);
         }
-        // RT_TABLE_MAIN unless the route names its table.
-        let table = r.table.unwrap_or(254);
+        // A table or priority the result names must match; without one (or with 0, which
+        // the kernel turns into main / its default metric) any table will do: a chained
+        // plugin such as sbr may have moved the route to a table of its own.
+        let table = r.table.filter(|t| *t != 0);
+        let priority = r.priority.filter(|p| *p != 0);
         let found = tables[fam].iter().flatten().any(|l| {
             l.dst == r.dst
                 && (r.gw.is_none() || l.gw == r.gw)
-                && l.table == table
-                && (r.priority.is_none() || l.priority == r.priority)
+                && table.is_none_or(|t| l.table == t)
+                && priority.is_none_or(|p| l.priority == Some(p))
         });
         if !found {
             return Err(Error::Check(format!(
-                "route to {} via {:?} (table {table}, priority {:?}) is missing in the container",
-                r.dst, r.gw, r.priority
+                "route to {} via {:?} (table {table:?}, priority {priority:?}) is missing in the container",
+                r.dst, r.gw
             )));
         }
     }

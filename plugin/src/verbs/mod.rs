@@ -47,6 +47,7 @@ pub(crate) fn load(req: &Request) -> Result<NetConf> {
 /// What only ADD (and STATUS, which answers whether an ADD could succeed) refuses on top
 /// of `load`, as the reference does; DEL must clean up whatever the config says.
 pub(crate) fn addable(conf: &NetConf) -> Result<()> {
+    conf.validate_for_add()?;
     if conf.disable_container_interface && !crate::ipam_client::ipam_type(conf).is_empty() {
         return Err(conf::Error::config(
             "\"disableContainerInterface\": true leaves the container interface down, so it \

@@ -697,6 +697,15 @@ fn requested_address_may_be_its_own_orphan_record() {
     c.requested = vec![ip("10.0.0.9")];
     let got = crate::add(&c, &att("x")).expect("own orphan is claimable");
     assert_eq!(got.ips[0].address.ip(), ip("10.0.0.9"));
+    let rec = open(&d, "b")
+        .record(ip("10.0.0.9"))
+        .expect("read")
+        .expect("held");
+    assert_eq!(
+        Some(rec.boot.as_str()),
+        crate::store::boot_id(),
+        "the claimed record carries this boot"
+    );
     let e = crate::add(&c, &att("y")).expect_err("someone else's");
     assert_eq!(e.code(), ErrorCode::AddressTaken, "{e}");
 }
