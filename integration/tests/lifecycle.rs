@@ -151,6 +151,35 @@ fn gc_releases_unlisted_reservation() {
     );
 }
 
+/// GC keeps going when the network's state cannot be locked: the IPAM, with its own store,
+/// still releases what the runtime no longer lists, and the error is reported.
+#[test]
+fn gc_releases_reservations_even_when_the_state_is_unusable() {
+    let net = TestNet::with_prefix(30);
+    let c = Container::new();
+    let conf = net.flat_config("1.1.0");
+    let add = net.call(
+        &paths::vbridge(),
+        "ADD",
+        &c.att,
+        conf.to_string().as_bytes(),
+    );
+    assert!(add.success(), "raw ADD: {add}");
+    assert!(!net.pool_has_free_address(), "the pool is held");
+    // Its state dir would have to be created under a regular file.
+    let blocker = std::path::Path::new(&net.state_dir()).join("not-a-dir");
+    std::fs::write(&blocker, b"").expect("blocker file");
+    let mut gc = conf.clone();
+    gc["stateDir"] = serde_json::json!(blocker.join("state"));
+    gc["cni.dev/valid-attachments"] = serde_json::json!([]);
+    let out = net.vbridge("GC", &integration::runtime::no_attachment(), &gc);
+    assert_eq!(out.cni_error().map(|e| e.code), Some(5), "GC: {out}");
+    assert!(
+        net.pool_has_free_address(),
+        "GC did not release the reservation: {out}"
+    );
+}
+
 /// A plugin given a `prevResult` on ADD passes it on: vbridge appends its own interfaces
 /// and addresses and shifts their interface indexes past the previous ones.
 #[test]

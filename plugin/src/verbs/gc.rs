@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::ipam_client::IpamClient;
 use crate::state::NetState;
 use crate::{names, netlink, network};
+use conf::netconf::NetConf;
 use conf::skel::Request;
 use conf::Attachment;
 use rtnetlink::packet_route::link::InfoKind;
@@ -18,13 +19,39 @@ pub fn gc(req: &Request) -> Result<()> {
     let valid = conf.gc_valid_attachments().ok_or_else(|| {
         conf::Error::config("GC needs \"cni.dev/valid-attachments\" (the attachments to keep)")
     })?;
-    let keep: HashSet<String> = valid
-        .iter()
-        .map(|a| names::host_veth(&conf.name, &a.container_id, &a.ifname))
-        .collect();
     let mut errs = Vec::new();
+    // The IPAM has its own store and lock: its GC runs even when this network's state
+    // lock cannot be had.
+    let retired = match NetState::lock(conf.state_dir(), &conf.name) {
+        Ok(st) => {
+            let retired = gc_attachments(&st, &conf, &valid, &mut errs);
+            gc_ipam(&conf, req, &valid, &mut errs);
+            gc_network(&st, &conf, &mut errs);
+            retired
+        }
+        Err(e) => {
+            errs.push(e);
+            gc_ipam(&conf, req, &valid, &mut errs);
+            Vec::new()
+        }
+    };
+    // After the lock: deleting a link waits 10-20 ms in the kernel, which after a runtime
+    // crash, times hundreds of links, would keep every ADD and DEL of the network waiting
+    // past their lock timeout. Under the lock they were only retired (down and off the
+    // bridge, well under a millisecond each).
+    errs.extend(delete_retired(&retired).err());
+    Error::from_list(errs)
+}
 
-    let st = NetState::lock(conf.state_dir(), &conf.name)?;
+/// Unregisters the attachments `valid` does not list and retires their host veths (and
+/// any other host veth of this network no valid attachment owns); returns the retired
+/// links. The caller holds the network's lock.
+fn gc_attachments(
+    st: &NetState,
+    conf: &NetConf,
+    valid: &[Attachment],
+    errs: &mut Vec<Error>,
+) -> Vec<(u32, String)> {
     errs.extend(st.clean_tmp().err());
     let stale: Vec<Attachment> = match st.list() {
         Ok(l) => l
@@ -37,10 +64,10 @@ pub fn gc(req: &Request) -> Result<()> {
             vec![]
         }
     };
-    // Only retired under the lock (down and off the bridge, well under a millisecond
-    // each); deleting one waits 10-20 ms in the kernel, which after a runtime crash, times
-    // hundreds of links, would keep every ADD and DEL of the network waiting past their
-    // lock timeout.
+    let keep: HashSet<String> = valid
+        .iter()
+        .map(|a| names::host_veth(&conf.name, &a.container_id, &a.ifname))
+        .collect();
     let retired = match retire_veths(&conf.name, &stale, &keep) {
         Ok(r) => r,
         Err(e) => {
@@ -51,29 +78,35 @@ pub fn gc(req: &Request) -> Result<()> {
     for a in &stale {
         errs.extend(st.unregister(a).err());
     }
-    match IpamClient::new(&conf, req) {
-        Ok(ipam) => errs.extend(ipam.gc(&valid).err()),
+    retired
+}
+
+fn gc_ipam(conf: &NetConf, req: &Request, valid: &[Attachment], errs: &mut Vec<Error>) {
+    match IpamClient::new(conf, req) {
+        Ok(ipam) => errs.extend(ipam.gc(valid).err()),
         Err(e) => errs.push(e),
     }
-    match network::remove_now_if_unused(&st, &conf) {
-        Ok(true) => {
-            if let Some(v) = super::del::vlan_gateway(&conf) {
-                let gone = runtime().and_then(|rt| {
-                    rt.block_on(async {
-                        let h = netlink::connect_host()?;
-                        crate::bridge::delete_vlan_gateway(&h, conf.bridge_name(), v, &conf.name)
-                            .await
-                    })
-                });
-                errs.extend(gone.err());
-            }
+}
+
+/// The network's firewall and VLAN gateway, once it has no attachment left; each removed
+/// even if the other fails. The caller holds the network's lock.
+fn gc_network(st: &NetState, conf: &NetConf, errs: &mut Vec<Error>) {
+    let unused = match network::remove_now_if_unused(st, conf) {
+        Ok(unused) => unused,
+        Err(e) => {
+            errs.push(e);
+            st.is_empty().unwrap_or(false)
         }
-        Ok(false) => {}
-        Err(e) => errs.push(e),
+    };
+    if let (true, Some(v)) = (unused, super::del::vlan_gateway(conf)) {
+        let gone = runtime().and_then(|rt| {
+            rt.block_on(async {
+                let h = netlink::connect_host()?;
+                crate::bridge::delete_vlan_gateway(&h, conf.bridge_name(), v, &conf.name).await
+            })
+        });
+        errs.extend(gone.err());
     }
-    drop(st);
-    errs.extend(delete_retired(&retired).err());
-    Error::from_list(errs)
 }
 
 /// Retires the veths of `stale` plus every host veth in this network's link group that no
