@@ -252,14 +252,8 @@ fn disable_container_interface_with_ipam_is_refused_before_anything_changes() {
     );
     assert!(ip::link(&c.ns, "eth0").is_none(), "container end created");
     assert!(ip::link(&net.host, &net.bridge).is_none(), "bridge created");
-    let held = std::path::Path::new(&net.ipam_dir())
-        .join(&net.name)
-        .join("attachments");
-    assert!(
-        std::fs::read_dir(&held).map_or(true, |mut d| d.next().is_none()),
-        "an address was allocated: {}",
-        held.display()
-    );
+    let held = integration::ipam_ls::reservations(&net.ipam_dir(), &net.name);
+    assert!(held.is_empty(), "an address was allocated: {held:?}");
     // STATUS says an ADD cannot succeed, with the same error.
     let status = rt.status().expect_err("STATUS of a config ADD refuses");
     assert_eq!(status.code(), 7, "{status}");

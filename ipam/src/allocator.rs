@@ -41,9 +41,10 @@ pub fn assign<S: Store>(
 ) -> Result<Vec<IpAddr>, Error> {
     let held = store.addresses(att)?;
     if !held.is_empty() {
-        if still_ours(store, att, &held)? {
+        if let Some(records) = held_records(store, att, &held)? {
             let held = reuse(cfg, att, held)?;
-            if reserved_in_other_boot(store, &held)? {
+            let boot = store.current_boot();
+            if records.iter().any(|r| r.from_other_boot(boot)) {
                 // The runtime re-ADDs a container of a previous boot (Podman keeps its ids
                 // across reboots): the reservation is live again and must stop looking
                 // reclaimable. Re-reserved under this boot, within the same lock; a crash
@@ -91,27 +92,22 @@ pub fn assign<S: Store>(
     Ok(picks)
 }
 
-/// Whether every address the attachment index lists is still recorded for `att`. Reads
-/// each record, so a corrupt one fails the retry (107) instead of being handed out.
-fn still_ours<S: Store>(store: &S, att: &Attachment, held: &[IpAddr]) -> Result<bool, Error> {
+/// The records of the addresses the attachment index lists, if every one is still
+/// recorded for `att`. Reads each record, so a corrupt one fails the retry (107) instead
+/// of being handed out.
+fn held_records<S: Store>(
+    store: &S,
+    att: &Attachment,
+    held: &[IpAddr],
+) -> Result<Option<Vec<Record>>, Error> {
+    let mut records = Vec::with_capacity(held.len());
     for ip in held {
         match store.record(*ip)? {
-            Some(r) if r.attachment == *att => {}
-            _ => return Ok(false),
+            Some(r) if r.attachment == *att => records.push(r),
+            _ => return Ok(None),
         }
     }
-    Ok(true)
-}
-
-/// Whether any of `held` was reserved under another (known) boot.
-fn reserved_in_other_boot<S: Store>(store: &S, held: &[IpAddr]) -> Result<bool, Error> {
-    let boot = store.current_boot();
-    for ip in held {
-        if store.record(*ip)?.is_some_and(|r| r.from_other_boot(boot)) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(Some(records))
 }
 
 /// A retried ADD: hand back what is held, if it still fits the config and the request.

@@ -391,7 +391,6 @@ fn conflicts(have: (IpAddr, u8), want: (IpAddr, u8)) -> bool {
     }
 }
 
-/// Adds a route through `index`; an existing identical route is success.
 /// Adds `route` through `index` via `gw` (the route's own or the family's gateway), with
 /// the CNI 1.1 route options it carries (priority, table, scope, mtu, advmss); an
 /// existing identical route is success.
@@ -441,7 +440,6 @@ pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>
 pub struct LiveRoute {
     pub dst: ipnetwork::IpNetwork,
     pub gw: Option<IpAddr>,
-    pub oif: Option<u32>,
     pub table: u32,
     pub priority: Option<u32>,
 }
@@ -475,7 +473,6 @@ pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<LiveRoute>> {
             let mut r = LiveRoute {
                 dst: ipnetwork::IpNetwork::from(zero),
                 gw: None,
-                oif: None,
                 table: u32::from(m.header.table),
                 priority: None,
             };
@@ -483,7 +480,6 @@ pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<LiveRoute>> {
                 match a {
                     RouteAttribute::Destination(d) => dst = route_addr(d).unwrap_or(zero),
                     RouteAttribute::Gateway(g) => r.gw = route_addr(g),
-                    RouteAttribute::Oif(i) => r.oif = Some(*i),
                     RouteAttribute::Table(t) => r.table = *t,
                     RouteAttribute::Priority(p) => r.priority = Some(*p),
                     _ => {}

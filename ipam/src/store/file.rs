@@ -500,9 +500,7 @@ impl LockedStore {
             }
         }
     }
-}
 
-impl LockedStore {
     /// After a failure, whether the mutation left its journal (checked only then).
     fn note_leftover(&mut self, done: Result<(), Error>) -> Result<(), Error> {
         if done.is_err() && fsio::exists(&self.fs.journal_path()).unwrap_or(true) {

@@ -334,13 +334,13 @@ impl<'a> Add<'a> {
         r: &CniResult,
         gws: &[IpAddr],
     ) -> Result<()> {
-        // DAD would stall the first seconds of IPv6 traffic on a link we just created.
-        let nodad = !self.conf.enabledad;
         if self.conf.disable_container_interface {
             // Left down for whoever takes the link over (e.g. a VM's bridge in the pod);
             // without IPAM there is nothing else to configure.
             return Ok(());
         }
+        // DAD would stall the first seconds of IPv6 traffic on a link we just created.
+        let nodad = !self.conf.enabledad;
         // Addresses, then up (with arp_notify, so the link announces them as it comes up),
         // then routes: a gateway is only reachable through a link that is up. (Asking for
         // IFF_UP on the peer at creation fails with ENOTCONN.)
