@@ -203,14 +203,14 @@ fn claim_requested<S: Store>(store: &mut S, att: &Attachment, ip: IpAddr) -> Res
 /// A free address of range set `set`, reclaiming a previous boot's reservation only if
 /// the set is otherwise full.
 pub fn pick<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<IpAddr, Error> {
-    if let Some(ip) = find_free(cfg, store, set)? {
-        return Ok(ip);
+    match room(cfg, store, set)? {
+        Room::Free(ip) => Ok(ip),
+        Room::Stale(ip, rec) => {
+            reclaim(store, ip, &rec)?;
+            Ok(ip)
+        }
+        Room::Full => Err(exhausted(cfg, set)),
     }
-    if let Some((ip, rec)) = find_stale(cfg, store, set)? {
-        reclaim(store, ip, &rec)?;
-        return Ok(ip);
-    }
-    Err(exhausted(cfg, set))
 }
 
 pub fn exhausted(cfg: &IpamConfig, set: usize) -> Error {
@@ -221,22 +221,74 @@ pub fn exhausted(cfg: &IpamConfig, set: usize) -> Error {
     }
 }
 
-pub fn find_free<S: Store>(
-    cfg: &IpamConfig,
-    store: &S,
-    set: usize,
-) -> Result<Option<IpAddr>, Error> {
-    for ip in Walk::after(&cfg.range_sets[set], &cfg.exclude, store.cursor(set)) {
-        if !store.is_taken(ip)? {
-            return Ok(Some(ip));
+/// What range set `set` has to give.
+#[derive(Debug)]
+pub enum Room {
+    Free(IpAddr),
+    /// A previous boot's reservation, the set having no free address.
+    Stale(IpAddr, Record),
+    Full,
+}
+
+/// The first free address of range set `set` in round-robin order, else the first
+/// previous-boot reservation. Finding the set full takes a walk of the whole set (and a
+/// read of every record); the store remembers the finding until something is released,
+/// so that every further ADD or STATUS on an exhausted pool — a runtime retrying pods
+/// keeps sending them — costs one probe instead of that walk under the lock.
+pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Room, Error> {
+    let mut walk = Walk::after(&cfg.range_sets[set], &cfg.exclude, store.cursor(set));
+    // After a sequential fill the first candidate is free: no look at the marker then.
+    if let Some(first) = walk.next() {
+        if !store.is_taken(first)? {
+            return Ok(Room::Free(first));
         }
     }
-    Ok(None)
+    let key = walk_key(cfg, set);
+    if store.known_full(set, &key) {
+        return Ok(Room::Full);
+    }
+    for ip in walk {
+        if !store.is_taken(ip)? {
+            return Ok(Room::Free(ip));
+        }
+    }
+    if let Some((ip, rec)) = find_stale(cfg, store, set)? {
+        return Ok(Room::Stale(ip, rec));
+    }
+    // Only a hint: without it the next call walks again.
+    if let Err(e) = store.mark_full(set, &key) {
+        log::warn!("could not remember that range set {set} is full: {e}");
+    }
+    Ok(Room::Full)
+}
+
+/// Identifies what a walk of range set `set` covers — its ranges, their gateways, the
+/// exclusions — so that a full set found under one config says nothing about another
+/// (a widened range, a dropped exclusion). FNV-1a: stable across builds, unlike std's
+/// hasher.
+pub fn walk_key(cfg: &IpamConfig, set: usize) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for r in &cfg.range_sets[set] {
+        eat(&r.start.to_string());
+        eat(&r.end.to_string());
+        eat(&r.gateway.map(|g| g.to_string()).unwrap_or_default());
+    }
+    eat("exclude");
+    for n in &cfg.exclude {
+        eat(&n.to_string());
+    }
+    format!("{h:016x}")
 }
 
 /// The first reservation from a previous boot in round-robin order. Reads every record
 /// of the set: only ever called when the set is full.
-pub fn find_stale<S: Store>(
+fn find_stale<S: Store>(
     cfg: &IpamConfig,
     store: &S,
     set: usize,

@@ -322,3 +322,98 @@ fn unknown_boot_ids_are_never_reclaimed() {
         ErrorCode::PoolExhausted
     );
 }
+
+/// Fills SMALL's five addresses as c0..c4.
+fn filled(c: &IpamConfig, boot: &str) -> MemStore {
+    let mut st = MemStore::new(boot);
+    for i in 0..5 {
+        one(c, &mut st, &format!("c{i}"));
+    }
+    st
+}
+
+#[test]
+fn exhausted_set_answers_after_one_probe_until_a_release() {
+    let c = cfg(SMALL);
+    let mut st = filled(&c, "b");
+    let before = st.probes();
+    let e = assign(&c, &mut st, &att("late")).expect_err("full");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert_eq!(st.probes() - before, 5, "the first finding walks the set");
+    for _ in 0..3 {
+        let before = st.probes();
+        let e = assign(&c, &mut st, &att("late")).expect_err("still full");
+        assert_eq!(e.code(), ErrorCode::PoolExhausted);
+        assert_eq!(
+            st.probes() - before,
+            1,
+            "the remembered finding, not a walk"
+        );
+    }
+    st.release(&att("c2")).expect("release");
+    assert_eq!(one(&c, &mut st, "late"), "10.0.0.4", "a release forgets it");
+}
+
+#[test]
+fn exhausted_finding_is_forgotten_by_forget_record() {
+    let c = cfg(SMALL);
+    let mut st = filled(&c, "b");
+    assign(&c, &mut st, &att("late")).expect_err("full");
+    st.forget_record(ip("10.0.0.3")).expect("forget");
+    assert_eq!(one(&c, &mut st, "late"), "10.0.0.3");
+}
+
+#[test]
+fn exhausted_finding_holds_only_for_its_config_and_boot() {
+    let c = cfg(SMALL);
+    let mut st = filled(&c, "b");
+    assign(&c, &mut st, &att("late")).expect_err("full");
+    let wider = cfg(r#"{"subnet":"10.0.0.0/28"}"#);
+    assert_eq!(one(&wider, &mut st, "late"), "10.0.0.7", "a widened range");
+    let c = cfg(r#"{"subnet":"10.0.0.0/28","exclude":["10.0.0.8/29"]}"#);
+    assign(&c, &mut st, &att("late2")).expect_err("full again");
+    let fewer = cfg(r#"{"subnet":"10.0.0.0/28","exclude":["10.0.0.8/30"]}"#);
+    assert_eq!(
+        one(&fewer, &mut st, "late2"),
+        "10.0.0.12",
+        "a smaller exclusion"
+    );
+    let gw = cfg(
+        r#"{"subnet":"10.0.0.0/28","exclude":["10.0.0.1/32","10.0.0.9/32","10.0.0.10/31","10.0.0.13/32","10.0.0.14/32"],"gateway":"10.0.0.8"}"#,
+    );
+    assign(&gw, &mut st, &att("late3")).expect_err("full again");
+    let other_gw = cfg(
+        r#"{"subnet":"10.0.0.0/28","exclude":["10.0.0.1/32","10.0.0.9/32","10.0.0.10/31","10.0.0.13/32","10.0.0.14/32"],"gateway":"10.0.0.1"}"#,
+    );
+    assert_eq!(
+        one(&other_gw, &mut st, "late3"),
+        "10.0.0.8",
+        "another gateway"
+    );
+
+    let mut st = filled(&cfg(SMALL), "boot1");
+    assign(&cfg(SMALL), &mut st, &att("late")).expect_err("full");
+    st.reboot("boot2");
+    assert_eq!(
+        one(&cfg(SMALL), &mut st, "late"),
+        "10.0.0.2",
+        "after a reboot the previous boot's reservations are reclaimable"
+    );
+}
+
+#[test]
+fn walk_keys_differ_by_what_the_walk_covers() {
+    let k = |ipam: &str| walk_key(&cfg(ipam), 0);
+    let base = k(SMALL);
+    assert_eq!(base, k(SMALL), "stable");
+    assert_ne!(base, k(r#"{"subnet":"10.0.0.0/28"}"#));
+    assert_ne!(
+        base,
+        k(r#"{"subnet":"10.0.0.0/29","rangeStart":"10.0.0.3"}"#)
+    );
+    assert_ne!(base, k(r#"{"subnet":"10.0.0.0/29","gateway":"10.0.0.6"}"#));
+    assert_ne!(
+        base,
+        k(r#"{"subnet":"10.0.0.0/29","exclude":["10.0.0.3"]}"#)
+    );
+}

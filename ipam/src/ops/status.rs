@@ -2,7 +2,7 @@
 //! every range set must have a free (or reclaimable) address. Any failure is code 50
 //! with the underlying reason.
 
-use crate::allocator::{exhausted, find_free, find_stale};
+use crate::allocator::{exhausted, room, Room};
 use crate::Error;
 use conf::ipamconf::IpamConfig;
 
@@ -14,11 +14,10 @@ pub fn status(cfg: &IpamConfig) -> Result<(), Error> {
 }
 
 fn probe(cfg: &IpamConfig) -> Result<(), Error> {
-    let store = super::lock(cfg, false)?;
+    let mut store = super::lock(cfg, false)?;
     store.probe_writable()?;
     for set in 0..cfg.range_sets.len() {
-        // The stale search reads every record, but only runs on a full set.
-        if find_free(cfg, &store, set)?.is_none() && find_stale(cfg, &store, set)?.is_none() {
+        if let Room::Full = room(cfg, &mut store, set)? {
             return Err(exhausted(cfg, set));
         }
     }

@@ -7,6 +7,9 @@
 //!   journal                      present only while (or if killed while) a mutation runs
 //!   last_reserved.<set>          round-robin hint: the address reserved last in range set
 //!                                <set>, kept as a symlink's target (no data block to write)
+//!   full                         "<set> <walk key> <boot> <mtime of ips/>", a symlink's
+//!                                target: range set <set> had no free or reclaimable
+//!                                address (see `allocator::room`); removed by every release
 //!   ips/<ip>                     one name per reserved address          } one file per
 //!   attachments/<id>:<ifname>    one name per attachment (lookup by it) } attachment:
 //!                                {"containerID","ifname","since","boot","ips":[...]}
@@ -26,7 +29,8 @@
 //!   replays a journal left by a killed process before anything else happens.
 //! - The hot paths touch O(1) files: a candidate address costs one `stat` of
 //!   `ips/<ip>`, an attachment's addresses one read of its attachment name. Only GC,
-//!   STATUS on an exhausted pool, and the admin listing scan directories.
+//!   the admin listing, and the first ADD or STATUS to find a pool exhausted (`full`
+//!   spares the ones after it) scan directories or walk a range.
 //!
 //! Durability: an ADD writes its one record file and fsyncs it before any name points at
 //! it, so after a power loss every record is complete or absent — never empty, never
@@ -55,6 +59,7 @@ const LOCK: &str = "lock";
 const META: &str = "meta.json";
 const JOURNAL: &str = "journal";
 const CURSOR_PREFIX: &str = "last_reserved.";
+const FULL: &str = "full";
 
 /// The store format this code writes. It also reads format 1 (attachment names held a
 /// list of addresses, journals were separate files) and upgrades `meta.json` on the
@@ -166,6 +171,26 @@ impl FileStore {
 
     fn cursor_path(&self, set: usize) -> PathBuf {
         self.dir.join(format!("{CURSOR_PREFIX}{set}"))
+    }
+
+    fn full_path(&self) -> PathBuf {
+        self.dir.join(FULL)
+    }
+
+    /// What `full` holds for range set `set` under `key` while `ips/` stays as it is now.
+    /// The modification time of `ips/` catches records removed by hand (the admin repair),
+    /// which do not go through `release`; `release` itself does not rely on it, since two
+    /// changes within one clock tick leave it unchanged.
+    fn full_value(&self, set: usize, key: &str) -> Result<String, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let ips = self.dir.join(IPS);
+        let m = fs::metadata(&ips).map_err(|e| Error::io("stat", &ips, e))?;
+        let boot = self.boot.as_deref().unwrap_or("-");
+        Ok(format!(
+            "{set} {key} {boot} {}.{:09}",
+            m.mtime(),
+            m.mtime_nsec()
+        ))
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -422,7 +447,11 @@ impl LockedStore {
     /// Removes what `att` holds of `ips` plus its attachment name: the state both journal
     /// directions end in (see `journal`). Idempotent.
     fn undo(&self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error> {
-        for p in self.owned_records(att, ips)? {
+        let owned = self.owned_records(att, ips)?;
+        if !owned.is_empty() {
+            self.forget_full()?;
+        }
+        for p in owned {
             fsio::remove_opt(&p).map_err(|e| Error::io("remove", &p, e))?;
         }
         let ap = self.fs.att_path(att)?;
@@ -501,6 +530,13 @@ impl LockedStore {
         }
     }
 
+    /// Before any record goes: a process killed right after leaves no `full` claiming a
+    /// free address is taken.
+    fn forget_full(&self) -> Result<(), Error> {
+        let p = self.fs.full_path();
+        fsio::remove_opt(&p).map_err(|e| Error::io("remove", p, e))
+    }
+
     /// After a failure, whether the mutation left its journal (checked only then).
     fn note_leftover(&mut self, done: Result<(), Error>) -> Result<(), Error> {
         if done.is_err() && fsio::exists(&self.fs.journal_path()).unwrap_or(true) {
@@ -572,6 +608,9 @@ impl Store for LockedStore {
         let ips = file.ips().to_vec();
         // Validates every record before anything changes.
         let owned = self.owned_records(att, &ips)?;
+        if !owned.is_empty() {
+            self.forget_full()?;
+        }
         let done = self.begin_del(att, file).and_then(|()| {
             // On failure the journal stays behind and the next lock holder finishes the DEL.
             for p in &owned {
@@ -620,8 +659,28 @@ impl Store for LockedStore {
     }
 
     fn forget_record(&mut self, ip: IpAddr) -> Result<(), Error> {
+        self.forget_full()?;
         let p = self.fs.ip_path(ip);
         fsio::remove_opt(&p).map_err(|e| Error::io("remove", &p, e))
+    }
+
+    fn known_full(&self, set: usize, key: &str) -> bool {
+        let path = self.fs.full_path();
+        match fsio::read_value(&path) {
+            Ok(Some(v)) => self.fs.full_value(set, key).is_ok_and(|now| now == v),
+            Ok(None) => false,
+            Err(e) => {
+                log::warn!("cannot read {}: {e}; walking the range", path.display());
+                false
+            }
+        }
+    }
+
+    fn mark_full(&mut self, set: usize, key: &str) -> Result<(), Error> {
+        let path = self.fs.full_path();
+        let value = self.fs.full_value(set, key)?;
+        fsio::replace_symlink(&self.fs.tmp_dir(), &path, &value)
+            .map_err(|e| Error::io("write", path, e))
     }
 }
 

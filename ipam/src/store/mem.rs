@@ -14,6 +14,8 @@ pub struct MemStore {
     records: BTreeMap<IpAddr, Record>,
     attachments: BTreeMap<Attachment, Vec<IpAddr>>,
     cursors: HashMap<usize, IpAddr>,
+    /// `mark_full`'s finding: (set, key, boot).
+    full: Option<(usize, String, Option<String>)>,
     probes: Cell<u64>,
 }
 
@@ -88,6 +90,7 @@ impl Store for MemStore {
     }
 
     fn release(&mut self, att: &Attachment) -> Result<Vec<IpAddr>, Error> {
+        self.full = None;
         let ips = self.attachments.remove(att).unwrap_or_default();
         for ip in &ips {
             if self.records.get(ip).is_some_and(|r| r.attachment == *att) {
@@ -119,7 +122,19 @@ impl Store for MemStore {
     }
 
     fn forget_record(&mut self, ip: IpAddr) -> Result<(), Error> {
+        self.full = None;
         self.records.remove(&ip);
+        Ok(())
+    }
+
+    fn known_full(&self, set: usize, key: &str) -> bool {
+        self.full
+            .as_ref()
+            .is_some_and(|(s, k, b)| *s == set && k == key && *b == self.boot)
+    }
+
+    fn mark_full(&mut self, set: usize, key: &str) -> Result<(), Error> {
+        self.full = Some((set, key.to_string(), self.boot.clone()));
         Ok(())
     }
 }

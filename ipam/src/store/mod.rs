@@ -107,4 +107,12 @@ pub trait Store {
 
     /// Removes one address record regardless of attachment records (GC of orphans).
     fn forget_record(&mut self, ip: IpAddr) -> Result<(), Error>;
+
+    /// Whether range set `set`, walked as `key` describes, was found without a free or
+    /// reclaimable address by this boot, with no address released since. A hint that
+    /// errs towards `false`: any doubt means walking again.
+    fn known_full(&self, set: usize, key: &str) -> bool;
+
+    /// Remembers that finding. Every release, of any address, forgets it.
+    fn mark_full(&mut self, set: usize, key: &str) -> Result<(), Error>;
 }

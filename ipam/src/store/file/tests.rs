@@ -709,3 +709,100 @@ fn requested_address_may_be_its_own_orphan_record() {
     let e = crate::add(&c, &att("y")).expect_err("someone else's");
     assert_eq!(e.code(), ErrorCode::AddressTaken, "{e}");
 }
+
+/// A /29 (five addresses) filled by c0..c4, then one ADD refused: `full` is written.
+fn exhausted(d: &TempDir) -> IpamConfig {
+    let c = cfg(d, r#"{"subnet":"10.0.0.0/29"}"#);
+    for i in 0..5 {
+        crate::add(&c, &att(&format!("c{i}"))).expect("add");
+    }
+    let e = crate::add(&c, &att("late")).expect_err("full");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert!(fsio::exists(&file(d, "full")).expect("stat"), "remembered");
+    c
+}
+
+fn ips_mtime(d: &TempDir) -> std::time::SystemTime {
+    fs::metadata(file(d, "ips"))
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
+fn set_ips_mtime(d: &TempDir, t: std::time::SystemTime) {
+    File::open(file(d, "ips"))
+        .and_then(|f| f.set_modified(t))
+        .expect("set mtime");
+}
+
+#[test]
+fn exhausted_finding_is_kept_and_used_until_a_release() {
+    let d = TempDir::new("full");
+    let c = exhausted(&d);
+    let before = fsio::read_value(&file(&d, "full")).expect("read");
+    let e = crate::add(&c, &att("late")).expect_err("still full");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    let e = crate::status(&c).expect_err("status sees it too");
+    assert_eq!(e.code(), ErrorCode::NotAvailable);
+    assert_eq!(
+        fsio::read_value(&file(&d, "full")).expect("read"),
+        before,
+        "used, not rewritten"
+    );
+    // A DEL within the same clock tick as the last change of ips/ leaves its mtime as
+    // it was: the release itself must forget the finding.
+    let t = ips_mtime(&d);
+    crate::del(&c, &att("c3")).expect("del");
+    set_ips_mtime(&d, t);
+    assert!(!fsio::exists(&file(&d, "full")).expect("stat"));
+    crate::status(&c).expect("room again");
+    let r = crate::add(&c, &att("late")).expect("the freed address");
+    assert_eq!(r.ips[0].address.ip(), ip("10.0.0.5"));
+}
+
+#[test]
+fn exhausted_finding_is_ignored_after_a_record_is_removed_by_hand() {
+    let d = TempDir::new("full-hand");
+    let c = exhausted(&d);
+    let t = ips_mtime(&d);
+    // The admin repair: a record and its attachment name removed without the store.
+    fs::remove_file(file(&d, "ips/10.0.0.4")).expect("rm");
+    fs::remove_file(file(&d, "attachments/c2:eth0")).expect("rm");
+    set_ips_mtime(&d, t + Duration::from_secs(1));
+    assert!(
+        fsio::exists(&file(&d, "full")).expect("stat"),
+        "still there"
+    );
+    let r = crate::add(&c, &att("late")).expect("the hand-freed address");
+    assert_eq!(r.ips[0].address.ip(), ip("10.0.0.4"));
+}
+
+#[test]
+fn exhausted_finding_is_forgotten_by_a_replayed_journal() {
+    let d = TempDir::new("full-replay");
+    let c = exhausted(&d);
+    let t = ips_mtime(&d);
+    // c4's DEL, killed right after its first step (its attachment name became the journal).
+    fs::rename(file(&d, "attachments/c4:eth0"), file(&d, "journal")).expect("stage");
+    drop(open(&d, "b"));
+    set_ips_mtime(&d, t);
+    assert!(!fsio::exists(&file(&d, "full")).expect("stat"));
+    let r = crate::add(&c, &att("late")).expect("the replayed DEL's address");
+    assert_eq!(r.ips[0].address.ip(), ip("10.0.0.6"));
+}
+
+#[test]
+fn exhausted_finding_is_void_after_a_reboot() {
+    let d = TempDir::new("full-reboot");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/30"}"#); // one usable address
+    let mut st = open(&d, "boot-1");
+    crate::allocator::assign(&c, &mut st, &att("old")).expect("add");
+    let e = crate::allocator::assign(&c, &mut st, &att("new")).expect_err("full");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert!(fsio::exists(&file(&d, "full")).expect("stat"));
+    drop(st);
+    let mut st = open(&d, "boot-2");
+    assert_eq!(
+        crate::allocator::assign(&c, &mut st, &att("new")).expect("reclaimed"),
+        [ip("10.0.0.2")]
+    );
+}
