@@ -967,7 +967,10 @@ fn previous_boot_reservation_reclaimed_on_full_pool() {
     // `full` finding, which voids it; this test can only change the record's, so it
     // drops the finding itself (the store's unit tests reboot it for real).
     let full = store_dir(&net.ipam_dir(), &net.name).join("full");
-    assert!(full.symlink_metadata().is_ok(), "the refused ADD left no finding");
+    assert!(
+        full.symlink_metadata().is_ok(),
+        "the refused ADD left no finding"
+    );
     fs::remove_file(&full).expect("remove full");
     let (view, _) = ipam_ls::view(&net.ipam_dir(), &net.name);
     assert_eq!(view["reservations"][0]["previousBoot"], true, "{view}");

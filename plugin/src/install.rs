@@ -384,8 +384,8 @@ fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    remove_stale_temps(dir, &name);
-    let tmp = dir.join(temp_name(&name, std::process::id()));
+    remove_stale_temps(dir, &name, STALE_TEMP_AGE);
+    let tmp = dir.join(temp_name(&name, &unique_suffix()));
     let io = |what: &str, e| Error::io(format!("{what} {}", tmp.display()), e);
     let written = (|| {
         let mut f = OpenOptions::new()
@@ -415,20 +415,46 @@ fn write_atomic(dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot fsync {}", dir.display()), e))
 }
 
-/// `.<name>.vbridge-install.<pid>`: hidden, and with no `.conf`/`.conflist`/`.json` ending,
-/// so neither CNI config loaders nor plugin lookups ever pick it up.
-fn temp_name(name: &str, pid: u32) -> String {
-    format!(".{name}.vbridge-install.{pid}")
+/// `.<name>.vbridge-install.<suffix>`: hidden, and with no `.conf`/`.conflist`/`.json`
+/// ending, so neither CNI config loaders nor plugin lookups ever pick it up.
+fn temp_name(name: &str, suffix: &str) -> String {
+    format!(".{name}.vbridge-install.{suffix}")
 }
 
-/// Temp files of an install that was killed before its rename.
-fn remove_stale_temps(dir: &Path, name: &str) {
+/// PID and clock: installers in separate containers (a DaemonSet rollout overlaps the old
+/// and the new pod's init container) write to the same host directory, and each may be
+/// PID 1 of its own namespace.
+fn unique_suffix() -> String {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// An install writes a temp file for well under a second; one this old was left by an
+/// install killed before its rename. Younger ones may be a concurrent installer's.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
+
+/// Temp files, older than `age`, of installs killed before their rename.
+fn remove_stale_temps(dir: &Path, name: &str, age: Duration) {
     let prefix = format!(".{name}.vbridge-install.");
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|e| e >= age);
+        if old {
             fs::remove_file(entry.path()).ok();
         }
     }
@@ -814,13 +840,34 @@ mod tests {
     }
 
     #[test]
-    fn stale_temp_files_are_removed() {
+    fn stale_temp_files_are_removed_and_a_concurrent_installers_kept() {
         let t = Tmp::new("stale");
         let bin = t.0.join("root/opt/cni/bin");
         fs::create_dir_all(&bin).expect("mkdir");
-        fs::write(bin.join(temp_name("vbridge", 1)), b"half").expect("stale");
+        let stale = bin.join(temp_name("vbridge", "1-0"));
+        fs::write(&stale, b"half").expect("stale");
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|f| f.set_modified(hour_ago))
+            .expect("age it");
+        let busy = bin.join(temp_name("vbridge-ipam", "1-1"));
+        fs::write(&busy, b"being written").expect("concurrent");
         install(&opts(&t, &source(&t, "0.1.0"))).expect("install");
-        assert!(leftovers(&bin).is_empty(), "{:?}", leftovers(&bin));
+        assert_eq!(
+            leftovers(&bin),
+            [busy
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()],
+            "only the fresh temp file stays"
+        );
+        assert_ne!(
+            unique_suffix(),
+            unique_suffix(),
+            "PID 1 twice still differs"
+        );
     }
 
     #[test]
