@@ -127,6 +127,50 @@ fn briefly_empty_network_keeps_rules_then_they_go() {
     );
 }
 
+/// The deferred teardown survives its reaper's PID being reused: the DEL that empties the
+/// network again must start a new reaper, not trust the recorded PID's owner to be one.
+#[test]
+fn teardown_happens_though_the_recorded_reaper_pid_was_reused() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["firewallTeardownDelayMs"] = json!(300);
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let a = Container::new();
+    rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
+    rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
+
+    // The reaper's PID now belongs to an unrelated live process: the record is rewritten
+    // to name one, which also makes the real reaper stand down (it is no longer named).
+    let mut imposter = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
+    let dir = std::path::Path::new(&net.state_dir()).join(&net.name);
+    let path = dir.join("teardown.json");
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("teardown.json")).expect("json");
+    t["pid"] = json!(imposter.id());
+    let tmp = dir.join("teardown.json.test");
+    std::fs::write(&tmp, t.to_string()).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(
+        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "the staged reaper removed the rules anyway"
+    );
+
+    let b = Container::new();
+    rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
+    rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
+    let gone = ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN);
+    let _killed = imposter.kill();
+    let _reaped = imposter.wait();
+    assert!(
+        gone,
+        "rules survived: the DEL took the imposter for a reaper"
+    );
+}
+
 /// A pod that gets the address of one just deleted is reachable from the host at once:
 /// the host's neighbour entry still names the old pod's MAC (reachable for up to 45 s),
 /// so the new interface announces itself (gratuitous ARP on link up, `arp_notify`, as the

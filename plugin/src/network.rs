@@ -11,14 +11,15 @@
 
 use crate::error::{Error, Result};
 use crate::firewall::{self, NetworkRules};
-use crate::state::{AttachmentRecord, FirewallStamp, NetState, Teardown};
+use crate::state::{reaper_lock_path, AttachmentRecord, FirewallStamp, NetState, Teardown};
 use conf::netconf::NetConf;
 use conf::Attachment;
 use ipnetwork::IpNetwork;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A reaper that has not acted this long after its deadline is presumed dead.
-const REAPER_SLACK_MS: u64 = 30_000;
+/// How often a reaper retries the network's lock (10 s each) before it gives up; GC and
+/// the next emptying DEL still remove the rules then.
+const REAPER_LOCK_TRIES: u32 = 30;
 
 fn wants_firewall(conf: &NetConf) -> bool {
     conf.ip_masq || conf.isolate
@@ -116,17 +117,29 @@ fn schedule_teardown(st: &NetState, conf: &NetConf) -> Result<()> {
         return Ok(());
     }
     let deadline_ms = now_ms() + delay.as_millis() as u64;
-    if let Some(t) = st.teardown().ok().flatten().filter(reaper_alive) {
-        // A reaper is already waiting: just move its deadline.
-        return st.set_teardown(Some(&Teardown { deadline_ms, ..t }));
+    if let Some(t) = st.teardown().ok().flatten() {
+        if reaper_running(conf) {
+            // A reaper is already waiting: just move its deadline.
+            return st.set_teardown(Some(&Teardown { deadline_ms, ..t }));
+        }
     }
     let pid = spawn_reaper(conf)?;
     st.set_teardown(Some(&Teardown { deadline_ms, pid }))
 }
 
-fn reaper_alive(t: &Teardown) -> bool {
-    now_ms() < t.deadline_ms + REAPER_SLACK_MS
-        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(t.pid), None).is_ok()
+/// Whether a reaper holds the network's reaper lock. The recorded PID alone could name
+/// an unrelated process that reused it, and the teardown would then never happen.
+fn reaper_running(conf: &NetConf) -> bool {
+    let Ok(f) = std::fs::File::open(reaper_lock_path(conf.state_dir(), &conf.name)) else {
+        return false;
+    };
+    match fs2::FileExt::try_lock_exclusive(&f) {
+        Ok(()) => false, // free: released again when `f` closes
+        Err(e) => {
+            e.kind() == std::io::ErrorKind::WouldBlock
+                || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+        }
+    }
 }
 
 /// Starts `vbridge __reap STATE_DIR NETWORK`, detached: no stdio (a runtime reading our
@@ -151,11 +164,22 @@ fn spawn_reaper(conf: &NetConf) -> Result<i32> {
 /// newer reaper took over or GC already cleaned up.
 pub fn reap(state_dir: &str, network: &str) -> Result<()> {
     let me = std::process::id() as i32;
+    let Some(_running) = hold_reaper_lock(state_dir, network)? else {
+        return Ok(());
+    };
+    let mut tries = 0;
     loop {
         // The state dir may be gone (removed with a test's temp dir, say): then there is
         // nothing to do, and nothing may be recreated.
-        let Some(st) = NetState::lock_existing(state_dir, network)? else {
-            return Ok(());
+        let st = match NetState::lock_existing(state_dir, network) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Ok(()),
+            Err(Error::LockTimeout(m)) if tries < REAPER_LOCK_TRIES => {
+                tries += 1;
+                log::warn!("firewall teardown of network {network}: {m}; trying again");
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         let Some(t) = st.teardown()?.filter(|t| t.pid == me) else {
             return Ok(());
@@ -171,6 +195,27 @@ pub fn reap(state_dir: &str, network: &str) -> Result<()> {
         }
         return st.set_teardown(None);
     }
+}
+
+/// The reaper lock, held until the returned file closes; `None` when the network's state
+/// directory is gone. Waits for a predecessor still holding it (a DEL racing a reaper's
+/// start can spawn a second one): that one exits at its deadline at the latest, on
+/// finding the teardown record names this process.
+fn hold_reaper_lock(state_dir: &str, network: &str) -> Result<Option<std::fs::File>> {
+    let path = reaper_lock_path(state_dir, network);
+    let f = match std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("failed to open {}", path.display()), e)),
+    };
+    fs2::FileExt::lock_exclusive(&f)
+        .map_err(|e| Error::io(format!("failed to lock {}", path.display()), e))?;
+    Ok(Some(f))
 }
 
 /// GC: removes the firewall state at once when the network is unused — for a network

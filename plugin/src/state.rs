@@ -258,6 +258,13 @@ impl NetState {
     }
 }
 
+/// The file the network's running reaper (see `network::reap`) keeps flocked for its
+/// whole life: whether one runs is a non-blocking flock away, exact where a PID could be
+/// reused (the kernel drops the lock with the process).
+pub fn reaper_lock_path(state_dir: &str, network: &str) -> PathBuf {
+    Path::new(state_dir).join(network).join("reaper.lock")
+}
+
 /// A scheduled removal of the network's firewall state, carried out by the detached
 /// process `pid` once `deadline_ms` (Unix ms) has passed and the network is still empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
