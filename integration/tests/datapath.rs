@@ -131,16 +131,30 @@ fn briefly_empty_network_keeps_rules_then_they_go() {
 /// network again must start a new reaper, not trust the recorded PID's owner to be one.
 #[test]
 fn teardown_happens_though_the_recorded_reaper_pid_was_reused() {
+    teardown_with_an_imposter_recorded(true);
+}
+
+/// ... and a reaper that holds the reaper lock but is not the recorded one (it stands down
+/// at its deadline) does not count as the recorded one either.
+#[test]
+fn teardown_happens_though_another_reaper_holds_the_lock() {
+    teardown_with_an_imposter_recorded(false);
+}
+
+/// Empties a network (its reaper starts), then rewrites the teardown record to name an
+/// unrelated live process, which also makes the real reaper stand down at its deadline.
+/// `after_reaper_exit`: the next emptying DEL comes after that, else while the real reaper
+/// still sleeps holding the reaper lock.
+fn teardown_with_an_imposter_recorded(after_reaper_exit: bool) {
     let net = TestNet::new();
     let mut plugin = net.vbridge_plugin();
-    plugin["firewallTeardownDelayMs"] = json!(300);
+    let delay_ms = if after_reaper_exit { 300 } else { 3000 };
+    plugin["firewallTeardownDelayMs"] = json!(delay_ms);
     let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
     let a = Container::new();
     rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
     rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
 
-    // The reaper's PID now belongs to an unrelated live process: the record is rewritten
-    // to name one, which also makes the real reaper stand down (it is no longer named).
     let mut imposter = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
@@ -153,16 +167,19 @@ fn teardown_happens_though_the_recorded_reaper_pid_was_reused() {
     let tmp = dir.join("teardown.json.test");
     std::fs::write(&tmp, t.to_string()).expect("write");
     std::fs::rename(&tmp, &path).expect("rename");
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    assert!(
-        ip::nft_tables(&net.host).contains(&masq_table(&net)),
-        "the staged reaper removed the rules anyway"
-    );
+    if after_reaper_exit {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        assert!(
+            ip::nft_tables(&net.host).contains(&masq_table(&net)),
+            "the staged reaper removed the rules anyway"
+        );
+    }
 
     let b = Container::new();
     rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
     rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
-    let gone = ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN);
+    let within = TEARDOWN + std::time::Duration::from_millis(delay_ms);
+    let gone = ip::nft_table_gone(&net.host, &masq_table(&net), within);
     let _killed = imposter.kill();
     let _reaped = imposter.wait();
     assert!(

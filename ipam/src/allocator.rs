@@ -243,8 +243,8 @@ pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Roo
             return Ok(Room::Free(first));
         }
     }
-    let key = walk_key(cfg, set);
-    if store.known_full(set, &key) {
+    let stamp = store.full_stamp(set, &walk_key(cfg, set));
+    if stamp.as_ref().is_some_and(|s| store.known_full(s)) {
         return Ok(Room::Full);
     }
     for ip in walk {
@@ -256,8 +256,10 @@ pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Roo
         return Ok(Room::Stale(ip, rec));
     }
     // Only a hint: without it the next call walks again.
-    if let Err(e) = store.mark_full(set, &key) {
-        log::warn!("could not remember that range set {set} is full: {e}");
+    if let Some(s) = stamp.filter(|s| s.settled) {
+        if let Err(e) = store.mark_full(&s) {
+            log::warn!("could not remember that range set {set} is full: {e}");
+        }
     }
     Ok(Room::Full)
 }

@@ -41,6 +41,8 @@ STORE LAYOUT  <dataDir>/<network>/
   journal                     only while an ADD/DEL runs, or if one was killed
   last_reserved.<N>           round-robin hint of range set N: a symlink to the
                               address reserved last (safe to delete)
+  full                        a symlink: this range set was found full (a hint that
+                              spares the next calls a walk; safe to delete)
   ips/<address>               one name per reserved address, and
   attachments/<id>:<ifname>   one per attachment, all for one file (hard links):
                               {\"containerID\",\"ifname\",\"since\",\"boot\",\"ips\":[...]}
@@ -61,7 +63,7 @@ REPAIR
      new file, e.g. with an editor that renames); writing into it changes every name.
   4. journal: delete it, then check the addresses it names with step 2/3.
   5. meta.json: rewrite it as {\"format\":2}.
-  6. last_reserved.<N>, tmp/*: safe to delete at any time.
+  6. last_reserved.<N>, full, tmp/*: safe to delete at any time.
   Edit only while no container of that network is being created or removed, or hold
   the lock while editing: `flock DIR/NETWORK/lock -c 'your edit command'`.
 ";

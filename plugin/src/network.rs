@@ -118,7 +118,7 @@ fn schedule_teardown(st: &NetState, conf: &NetConf) -> Result<()> {
     }
     let deadline_ms = now_ms() + delay.as_millis() as u64;
     if let Some(t) = st.teardown().ok().flatten() {
-        if reaper_running(conf) {
+        if reaper_running(conf, t.pid) {
             // A reaper is already waiting: just move its deadline.
             return st.set_teardown(Some(&Teardown { deadline_ms, ..t }));
         }
@@ -127,19 +127,21 @@ fn schedule_teardown(st: &NetState, conf: &NetConf) -> Result<()> {
     st.set_teardown(Some(&Teardown { deadline_ms, pid }))
 }
 
-/// Whether a reaper holds the network's reaper lock. The recorded PID alone could name
-/// an unrelated process that reused it, and the teardown would then never happen.
-fn reaper_running(conf: &NetConf) -> bool {
-    let Ok(f) = std::fs::File::open(reaper_lock_path(conf.state_dir(), &conf.name)) else {
+/// Whether reaper `pid` is alive: it holds the network's reaper lock, whose file names
+/// it. The recorded PID alone could name an unrelated process that reused it, and the
+/// lock alone a reaper that is about to stand down (a newer one is recorded).
+fn reaper_running(conf: &NetConf, pid: i32) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(reaper_lock_path(conf.state_dir(), &conf.name)) else {
         return false;
     };
     match fs2::FileExt::try_lock_exclusive(&f) {
-        Ok(()) => false, // free: released again when `f` closes
-        Err(e) => {
-            e.kind() == std::io::ErrorKind::WouldBlock
-                || e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
-        }
+        Ok(()) => return false, // free: released again when `f` closes
+        Err(e) if e.raw_os_error() != fs2::lock_contended_error().raw_os_error() => return false,
+        Err(_) => {}
     }
+    let mut holder = String::new();
+    f.read_to_string(&mut holder).is_ok() && holder.trim().parse() == Ok(pid)
 }
 
 /// Starts `vbridge __reap STATE_DIR NETWORK`, detached: no stdio (a runtime reading our
@@ -197,10 +199,11 @@ pub fn reap(state_dir: &str, network: &str) -> Result<()> {
     }
 }
 
-/// The reaper lock, held until the returned file closes; `None` when the network's state
-/// directory is gone. Waits for a predecessor still holding it (a DEL racing a reaper's
-/// start can spawn a second one): that one exits at its deadline at the latest, on
-/// finding the teardown record names this process.
+/// The reaper lock, held until the returned file closes and naming this process; `None`
+/// when the network's state directory is gone. Waits for a predecessor still holding it
+/// (a DEL racing a reaper's start, or finding a reaper that is about to stand down, can
+/// spawn another): that one exits at its deadline at the latest, on finding the teardown
+/// record names another process.
 fn hold_reaper_lock(state_dir: &str, network: &str) -> Result<Option<std::fs::File>> {
     let path = reaper_lock_path(state_dir, network);
     let f = match std::fs::File::options()
@@ -215,6 +218,12 @@ fn hold_reaper_lock(state_dir: &str, network: &str) -> Result<Option<std::fs::Fi
     };
     fs2::FileExt::lock_exclusive(&f)
         .map_err(|e| Error::io(format!("failed to lock {}", path.display()), e))?;
+    let mut held = &f;
+    held.set_len(0)
+        .and_then(|()| {
+            std::io::Write::write_all(&mut held, std::process::id().to_string().as_bytes())
+        })
+        .map_err(|e| Error::io(format!("failed to write {}", path.display()), e))?;
     Ok(Some(f))
 }
 

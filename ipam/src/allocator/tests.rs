@@ -417,3 +417,18 @@ fn walk_keys_differ_by_what_the_walk_covers() {
         k(r#"{"subnet":"10.0.0.0/29","exclude":["10.0.0.3"]}"#)
     );
 }
+
+#[test]
+fn a_change_during_the_walk_voids_its_finding() {
+    let c = cfg(SMALL);
+    let mut st = filled(&c, "b");
+    st.change_outside_at_probe(3);
+    assign(&c, &mut st, &att("late")).expect_err("full");
+    let before = st.probes();
+    assign(&c, &mut st, &att("late")).expect_err("still full");
+    assert_eq!(
+        st.probes() - before,
+        5,
+        "the finding predates the change and must not be trusted"
+    );
+}

@@ -42,7 +42,7 @@
 
 use super::fsio;
 use super::journal::{self, AttachmentFile, Held, JournalFile};
-use super::{Listed, Record, Store};
+use super::{FullStamp, Listed, Record, Store};
 use crate::Error;
 use conf::Attachment;
 use serde::de::DeserializeOwned;
@@ -60,6 +60,8 @@ const META: &str = "meta.json";
 const JOURNAL: &str = "journal";
 const CURSOR_PREFIX: &str = "last_reserved.";
 const FULL: &str = "full";
+/// See `FileStore::full_stamp`.
+const FULL_STAMP_SETTLE: Duration = Duration::from_secs(2);
 
 /// The store format this code writes. It also reads format 1 (attachment names held a
 /// list of addresses, journals were separate files) and upgrades `meta.json` on the
@@ -178,19 +180,27 @@ impl FileStore {
     }
 
     /// What `full` holds for range set `set` under `key` while `ips/` stays as it is now.
-    /// The modification time of `ips/` catches records removed by hand (the admin repair),
-    /// which do not go through `release`; `release` itself does not rely on it, since two
-    /// changes within one clock tick leave it unchanged.
-    fn full_value(&self, set: usize, key: &str) -> Result<String, Error> {
-        use std::os::unix::fs::MetadataExt;
+    /// The modification time of `ips/` catches records removed by hand (the admin repair)
+    /// or by builds that do not know `full`; `release` does not rely on it, since two
+    /// changes within one timestamp tick leave it unchanged.
+    fn full_stamp(&self, set: usize, key: &str) -> Result<FullStamp, Error> {
         let ips = self.dir.join(IPS);
         let m = fs::metadata(&ips).map_err(|e| Error::io("stat", &ips, e))?;
+        let mtime = m.modified().map_err(|e| Error::io("stat", &ips, e))?;
+        let since_epoch = mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let boot = self.boot.as_deref().unwrap_or("-");
-        Ok(format!(
-            "{set} {key} {boot} {}.{:09}",
-            m.mtime(),
-            m.mtime_nsec()
-        ))
+        Ok(FullStamp {
+            value: format!(
+                "{set} {key} {boot} {}.{:09}",
+                since_epoch.as_secs(),
+                since_epoch.subsec_nanos()
+            ),
+            // Timestamps may be as coarse as a second (ext3, small ext4 inodes): a
+            // stamp is only trusted once no later change can share its timestamp.
+            settled: mtime.elapsed().is_ok_and(|age| age >= FULL_STAMP_SETTLE),
+        })
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -664,11 +674,17 @@ impl Store for LockedStore {
         fsio::remove_opt(&p).map_err(|e| Error::io("remove", &p, e))
     }
 
-    fn known_full(&self, set: usize, key: &str) -> bool {
+    fn full_stamp(&self, set: usize, key: &str) -> Option<FullStamp> {
+        self.fs
+            .full_stamp(set, key)
+            .inspect_err(|e| log::warn!("{e}; walking the range"))
+            .ok()
+    }
+
+    fn known_full(&self, stamp: &FullStamp) -> bool {
         let path = self.fs.full_path();
         match fsio::read_value(&path) {
-            Ok(Some(v)) => self.fs.full_value(set, key).is_ok_and(|now| now == v),
-            Ok(None) => false,
+            Ok(v) => v.as_deref() == Some(stamp.value.as_str()),
             Err(e) => {
                 log::warn!("cannot read {}: {e}; walking the range", path.display());
                 false
@@ -676,10 +692,9 @@ impl Store for LockedStore {
         }
     }
 
-    fn mark_full(&mut self, set: usize, key: &str) -> Result<(), Error> {
+    fn mark_full(&mut self, stamp: &FullStamp) -> Result<(), Error> {
         let path = self.fs.full_path();
-        let value = self.fs.full_value(set, key)?;
-        fsio::replace_symlink(&self.fs.tmp_dir(), &path, &value)
+        fsio::replace_symlink(&self.fs.tmp_dir(), &path, &stamp.value)
             .map_err(|e| Error::io("write", path, e))
     }
 }

@@ -1,7 +1,7 @@
 //! An in-memory `Store` for allocator tests: same contract as the file store, no disk.
 //! It also counts `is_taken` probes so tests can prove the allocation cost is flat.
 
-use super::{Listed, Record, Store};
+use super::{FullStamp, Listed, Record, Store};
 use crate::Error;
 use conf::Attachment;
 use std::cell::Cell;
@@ -14,8 +14,12 @@ pub struct MemStore {
     records: BTreeMap<IpAddr, Record>,
     attachments: BTreeMap<Attachment, Vec<IpAddr>>,
     cursors: HashMap<usize, IpAddr>,
-    /// `mark_full`'s finding: (set, key, boot).
-    full: Option<(usize, String, Option<String>)>,
+    /// `mark_full`'s finding.
+    full: Option<FullStamp>,
+    /// Bumped by every removal of a record, like the file store's `ips/` mtime.
+    removals: Cell<u64>,
+    /// Test hook: at this `is_taken` count, something outside the store changes it.
+    outside_change_at_probe: Option<u64>,
     probes: Cell<u64>,
 }
 
@@ -45,6 +49,12 @@ impl MemStore {
         self.records.is_empty()
     }
 
+    /// Makes the `n`-th probe from now coincide with a change made outside the store (a
+    /// record removed by hand, which only the file store's `ips/` mtime would show).
+    pub fn change_outside_at_probe(&mut self, n: u64) {
+        self.outside_change_at_probe = Some(self.probes.get() + n);
+    }
+
     /// Adds a record without an attachment record (an orphan, as a crash could once leave).
     pub fn plant_orphan(&mut self, ip: IpAddr, rec: Record) {
         self.records.insert(ip, rec);
@@ -58,6 +68,9 @@ impl Store for MemStore {
 
     fn is_taken(&self, ip: IpAddr) -> Result<bool, Error> {
         self.probes.set(self.probes.get() + 1);
+        if self.outside_change_at_probe == Some(self.probes.get()) {
+            self.removals.set(self.removals.get() + 1);
+        }
         Ok(self.records.contains_key(&ip))
     }
 
@@ -91,6 +104,7 @@ impl Store for MemStore {
 
     fn release(&mut self, att: &Attachment) -> Result<Vec<IpAddr>, Error> {
         self.full = None;
+        self.removals.set(self.removals.get() + 1);
         let ips = self.attachments.remove(att).unwrap_or_default();
         for ip in &ips {
             if self.records.get(ip).is_some_and(|r| r.attachment == *att) {
@@ -123,18 +137,24 @@ impl Store for MemStore {
 
     fn forget_record(&mut self, ip: IpAddr) -> Result<(), Error> {
         self.full = None;
+        self.removals.set(self.removals.get() + 1);
         self.records.remove(&ip);
         Ok(())
     }
 
-    fn known_full(&self, set: usize, key: &str) -> bool {
-        self.full
-            .as_ref()
-            .is_some_and(|(s, k, b)| *s == set && k == key && *b == self.boot)
+    fn full_stamp(&self, set: usize, key: &str) -> Option<FullStamp> {
+        Some(FullStamp {
+            value: format!("{set} {key} {:?} {}", self.boot, self.removals.get()),
+            settled: true,
+        })
     }
 
-    fn mark_full(&mut self, set: usize, key: &str) -> Result<(), Error> {
-        self.full = Some((set, key.to_string(), self.boot.clone()));
+    fn known_full(&self, stamp: &FullStamp) -> bool {
+        self.full.as_ref() == Some(stamp)
+    }
+
+    fn mark_full(&mut self, stamp: &FullStamp) -> Result<(), Error> {
+        self.full = Some(stamp.clone());
         Ok(())
     }
 }

@@ -69,6 +69,16 @@ impl Record {
     }
 }
 
+/// See `Store::full_stamp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullStamp {
+    pub value: String,
+    /// Whether the stamp is old enough to be told apart from any later change: a
+    /// timestamp-based stamp taken within the file system's timestamp granularity of
+    /// the last change could equal the next change's.
+    pub settled: bool,
+}
+
 /// One entry of a full listing: a readable reservation or the error for an unreadable one.
 pub type Listed<T> = Result<T, Error>;
 
@@ -108,11 +118,15 @@ pub trait Store {
     /// Removes one address record regardless of attachment records (GC of orphans).
     fn forget_record(&mut self, ip: IpAddr) -> Result<(), Error>;
 
-    /// Whether range set `set`, walked as `key` describes, was found without a free or
-    /// reclaimable address by this boot, with no address released since. A hint that
-    /// errs towards `false`: any doubt means walking again.
-    fn known_full(&self, set: usize, key: &str) -> bool;
+    /// The state of the reservations as it bears on range set `set`, walked as `key`
+    /// describes — taken before a walk, so that any change during it voids what the
+    /// walk finds. `None` when it cannot be told (then every call walks).
+    fn full_stamp(&self, set: usize, key: &str) -> Option<FullStamp>;
+
+    /// Whether a walk found the set without a free or reclaimable address at `stamp`,
+    /// and nothing has changed since. A hint that errs towards `false`.
+    fn known_full(&self, stamp: &FullStamp) -> bool;
 
     /// Remembers that finding. Every release, of any address, forgets it.
-    fn mark_full(&mut self, set: usize, key: &str) -> Result<(), Error>;
+    fn mark_full(&mut self, stamp: &FullStamp) -> Result<(), Error>;
 }

@@ -718,6 +718,14 @@ fn exhausted(d: &TempDir) -> IpamConfig {
     }
     let e = crate::add(&c, &att("late")).expect_err("full");
     assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert!(
+        !fsio::exists(&file(d, "full")).expect("stat"),
+        "remembered though ips/ changed within the last seconds"
+    );
+    // As if the last ADD was a while ago.
+    set_ips_mtime(d, ips_mtime(d) - Duration::from_secs(10));
+    let e = crate::add(&c, &att("late")).expect_err("full");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
     assert!(fsio::exists(&file(d, "full")).expect("stat"), "remembered");
     c
 }
@@ -796,6 +804,7 @@ fn exhausted_finding_is_void_after_a_reboot() {
     let c = cfg(&d, r#"{"subnet":"10.0.0.0/30"}"#); // one usable address
     let mut st = open(&d, "boot-1");
     crate::allocator::assign(&c, &mut st, &att("old")).expect("add");
+    set_ips_mtime(&d, ips_mtime(&d) - Duration::from_secs(10));
     let e = crate::allocator::assign(&c, &mut st, &att("new")).expect_err("full");
     assert_eq!(e.code(), ErrorCode::PoolExhausted);
     assert!(fsio::exists(&file(&d, "full")).expect("stat"));
