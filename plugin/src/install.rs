@@ -299,6 +299,7 @@ pub fn install(opts: &Options) -> Result<Vec<Action>> {
         fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     }
+    let _one_at_a_time = lock_dir(&bin_dir, INSTALL_LOCK_WAIT)?;
     let mut actions = Vec::new();
     for name in BINARIES {
         let dest = bin_dir.join(name);
@@ -320,6 +321,26 @@ pub fn install(opts: &Options) -> Result<Vec<Action>> {
         outcome,
     });
     Ok(actions)
+}
+
+/// Longer than any install takes (two `--version` queries of at most 5 s each).
+const INSTALL_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Installers writing the same node (a DaemonSet rollout overlapping the old and the new
+/// pod's init container) take turns: each compares versions and then writes, and two
+/// interleaved could both see the old binary and the older one write last, a downgrade.
+/// The flock is on the directory itself, so no lock file appears among the plugins.
+fn lock_dir(dir: &Path, wait: Duration) -> Result<File> {
+    let f = File::open(dir).map_err(|e| Error::io(format!("cannot open {}", dir.display()), e))?;
+    match ipam::store::fsio::lock_exclusive_within(&f, wait) {
+        Ok(true) => Ok(f),
+        Ok(false) => Err(Error::LockTimeout(format!(
+            "another install held {} for {} s",
+            dir.display(),
+            wait.as_secs()
+        ))),
+        Err(e) => Err(Error::io(format!("cannot lock {}", dir.display()), e)),
+    }
 }
 
 fn exe_dir() -> Result<PathBuf> {
@@ -868,6 +889,30 @@ mod tests {
             unique_suffix(),
             "PID 1 twice still differs"
         );
+    }
+
+    #[test]
+    fn installs_take_turns() {
+        let t = Tmp::new("turns");
+        let bin = t.0.join("root/opt/cni/bin");
+        fs::create_dir_all(&bin).expect("mkdir");
+        let other = lock_dir(&bin, Duration::from_secs(1)).expect("lock");
+        let o = opts(&t, &source(&t, "0.1.0"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let installer = std::thread::spawn(move || tx.send(install(&o).map(|a| a.len())));
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "installed while another install held the directory"
+        );
+        drop(other);
+        let done = rx.recv_timeout(Duration::from_secs(10)).expect("finished");
+        assert_eq!(done.expect("install"), 3);
+        installer.join().expect("join").expect("send");
+        let e = {
+            let _held = lock_dir(&bin, Duration::from_secs(1)).expect("lock");
+            lock_dir(&bin, Duration::from_millis(50)).expect_err("times out")
+        };
+        assert_eq!(e.code(), conf::ErrorCode::TryAgainLater);
     }
 
     #[test]
