@@ -34,9 +34,9 @@ pub struct RouteConf {
     #[serde(default)]
     pub gw: Option<String>,
     // CNI 1.1 route options, passed through to the result and installed by vbridge.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::netconf::zero_is_unset")]
     pub mtu: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::netconf::zero_is_unset")]
     pub advmss: Option<u32>,
     #[serde(default)]
     pub priority: Option<u32>,
@@ -220,39 +220,45 @@ fn overlaps(a: &Range, b: &Range) -> bool {
 
 fn parse_requested(s: &str, field: &str) -> Result<IpAddr, Error> {
     // Runtimes send both "10.1.2.3" and "10.1.2.3/24" (the ips capability uses CIDR).
-    let ip = s.split('/').next().unwrap_or(s);
-    ip.parse()
-        .map_err(|_| Error::config(format!("{field}: {s:?} is not an IP address")))
+    let bad = || Error::config(format!("{field}: {s:?} is not an IP address"));
+    let (ip, prefix) = match s.split_once('/') {
+        Some((ip, p)) => (ip, Some(p)),
+        None => (s, None),
+    };
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if prefix.is_some_and(|p| !p.parse::<u8>().is_ok_and(|p| p <= max)) {
+        return Err(bad());
+    }
+    Ok(ip)
 }
 
 impl IpamSection {
     fn range_sets(&self, runtime: &[Vec<RangeConf>]) -> Result<Vec<RangeSet>, Error> {
         let mut raw: Vec<(String, Vec<RangeConf>)> = Vec::new();
-        // runtimeConfig.ipRanges replaces the configured ranges (host-local semantics).
-        if !runtime.is_empty() {
-            raw.extend(
-                runtime
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (format!("runtimeConfig.ipRanges[{i}]"), s.clone())),
-            );
-        } else {
-            if let Some(subnet) = self.subnet.as_ref().filter(|s| !s.is_empty()) {
-                let legacy = RangeConf {
-                    subnet: subnet.clone(),
-                    range_start: self.range_start.clone(),
-                    range_end: self.range_end.clone(),
-                    gateway: self.gateway.clone(),
-                };
-                raw.push(("ipam".into(), vec![legacy]));
-            }
-            raw.extend(
-                self.ranges
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (format!("ipam.ranges[{i}]"), s.clone())),
-            );
+        // As host-local: runtimeConfig.ipRanges come first, then the legacy single range,
+        // then ipam.ranges; one address per set, and sets must not overlap.
+        raw.extend(
+            runtime
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("runtimeConfig.ipRanges[{i}]"), s.clone())),
+        );
+        if let Some(subnet) = self.subnet.as_ref().filter(|s| !s.is_empty()) {
+            let legacy = RangeConf {
+                subnet: subnet.clone(),
+                range_start: self.range_start.clone(),
+                range_end: self.range_end.clone(),
+                gateway: self.gateway.clone(),
+            };
+            raw.push(("ipam".into(), vec![legacy]));
         }
+        raw.extend(
+            self.ranges
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("ipam.ranges[{i}]"), s.clone())),
+        );
         let mut sets = Vec::new();
         for (field, set) in raw {
             if set.is_empty() {
@@ -512,13 +518,56 @@ mod tests {
     }
 
     #[test]
-    fn ip_ranges_capability_replaces_ranges() {
-        let doc = r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipam":{"subnet":"10.1.0.0/24"},
-            "runtimeConfig":{"ipRanges":[[{"subnet":"10.9.0.0/24"}]]}}"#;
+    fn ip_ranges_capability_comes_before_the_configured_ranges() {
+        let with = |ipam: &str, runtime: &str| {
+            let doc = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","ipam":{ipam},
+                "runtimeConfig":{{"ipRanges":{runtime}}}}}"#
+            );
+            let (_, c, _) = NetConf::parse(doc.as_bytes()).expect("ok");
+            IpamConfig::from_netconf(&c, &CmdArgs::default())
+        };
+        // As host-local: a dual-stack config with a runtime IPv4 range set gets both.
+        let i = with(
+            r#"{"ranges":[[{"subnet":"fd00::/64"}]]}"#,
+            r#"[[{"subnet":"10.9.0.0/24"}]]"#,
+        )
+        .expect("ok");
+        let subnets: Vec<String> = i
+            .range_sets
+            .iter()
+            .map(|s| s[0].subnet.to_string())
+            .collect();
+        assert_eq!(subnets, ["10.9.0.0/24", "fd00::/64"]);
+        let i = with(
+            r#"{"subnet":"10.1.0.0/24"}"#,
+            r#"[[{"subnet":"10.9.0.0/24"}]]"#,
+        )
+        .expect("ok");
+        assert_eq!(i.range_sets.len(), 2);
+        assert_eq!(i.range_sets[0][0].subnet.to_string(), "10.9.0.0/24");
+        let e = with(
+            r#"{"subnet":"10.9.0.0/24"}"#,
+            r#"[[{"subnet":"10.9.0.0/24"}]]"#,
+        )
+        .expect_err("overlap, as host-local");
+        assert!(e.to_string().contains("overlap"), "{e}");
+        let i = with(r#"{}"#, r#"[[{"subnet":"10.9.0.0/24"}]]"#).expect("runtime only");
+        assert_eq!(i.range_sets.len(), 1);
+    }
+
+    #[test]
+    fn zero_route_mtu_is_unset_and_ip_suffix_must_be_a_prefix() {
+        let doc = r#"{"cniVersion":"1.1.0","name":"n","type":"vbridge","ipam":{"subnet":"10.1.0.0/24",
+            "routes":[{"dst":"0.0.0.0/0","mtu":0,"advmss":0}]}}"#;
         let (_, c, _) = NetConf::parse(doc.as_bytes()).expect("ok");
         let i = IpamConfig::from_netconf(&c, &CmdArgs::default()).expect("ok");
-        assert_eq!(i.range_sets.len(), 1);
-        assert_eq!(i.range_sets[0][0].subnet.to_string(), "10.9.0.0/24");
+        i.validate_for_add().expect("mtu 0 is no mtu");
+        assert_eq!((i.routes[0].mtu, i.routes[0].advmss), (None, None));
+        assert!(parse_requested("10.0.0.5/24", "IP").is_ok());
+        for bad in ["10.0.0.5/abc", "10.0.0.5/33", "fd00::5/129", "10.0.0.5/"] {
+            assert!(parse_requested(bad, "IP").is_err(), "{bad}");
+        }
     }
 
     #[test]

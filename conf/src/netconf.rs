@@ -27,7 +27,39 @@ pub fn parse_value(bytes: &[u8]) -> Result<Value, Error> {
             msg: "expected a JSON object".into(),
         });
     }
+    let mut v = v;
+    for key in [VALID_ATTACHMENTS, ATTACHMENTS] {
+        // libcni sends a runtime's empty (Go nil) list as `null`: no attachment is valid.
+        if let Some(list) = v.get_mut(key).filter(|l| l.is_null()) {
+            *list = Value::Array(Vec::new());
+        }
+    }
+    drop_nulls(&mut v);
     Ok(v)
+}
+
+/// A number where `0` means "not set", as the Go zero value does in the reference plugins
+/// (`"mtu": 0` is the kernel's default there).
+pub fn zero_is_unset<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Ok(Option::<u32>::deserialize(d)?.filter(|v| *v != 0))
+}
+
+const VALID_ATTACHMENTS: &str = "cni.dev/valid-attachments";
+const ATTACHMENTS: &str = "cni.dev/attachments";
+
+/// Removes every `null` object member. Runtimes and the reference plugins decode with Go's
+/// encoding/json, which reads `null` as "keep the default" for any field (`"mtu": null`,
+/// `"runtimeConfig": null`, `"hairpinMode": null`); without the member the typed decoding
+/// here defaults alike. Depth is bounded by the parser's nesting limit.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 /// Decodes `v` into `T`, naming the offending field on failure.
@@ -158,6 +190,7 @@ pub struct NetConf {
     /// The reference chooses iptables or nftables; vbridge always uses nftables.
     #[serde(rename = "ipMasqBackend")]
     pub ip_masq_backend: Option<String>,
+    #[serde(deserialize_with = "zero_is_unset")]
     pub mtu: Option<u32>,
     #[serde(rename = "hairpinMode")]
     pub hairpin_mode: bool,
@@ -240,9 +273,11 @@ impl NetConf {
         }
     }
 
-    /// What only ADD (and STATUS) refuses: values older versions accepted, so DEL, GC and
-    /// CHECK of attachments made with them must keep working.
+    /// What only ADD (and STATUS) refuses: values that only matter for building the
+    /// attachment, or that older versions accepted. DEL, GC and CHECK of a config an ADD
+    /// refused (a runtime cleans up after a failed ADD) must still work.
     pub fn validate_for_add(&self) -> Result<(), Error> {
+        self.validate_values()?;
         if let Some(b) = self
             .ip_masq_backend
             .as_deref()
@@ -261,13 +296,12 @@ impl NetConf {
     }
 
     /// Container MAC: `CNI_ARGS MAC=` < `args.cni.mac` < `runtimeConfig.mac` (later wins).
+    /// An empty value is no value: it does not hide a lower-priority source.
     pub fn mac<'a>(&'a self, cni_args_mac: Option<&'a str>) -> Option<&'a str> {
-        self.runtime_config
-            .mac
-            .as_deref()
-            .or(self.args.cni.mac.as_deref())
-            .or(cni_args_mac)
-            .filter(|m| !m.is_empty())
+        let set = |m: &&str| !m.is_empty();
+        (self.runtime_config.mac.as_deref().filter(set))
+            .or(self.args.cni.mac.as_deref().filter(set))
+            .or(cni_args_mac.filter(set))
     }
 
     /// GC's list of live attachments; libcni sends both spellings (cni#1101).
@@ -289,42 +323,60 @@ impl NetConf {
         let mut out = Vec::new();
         for (i, t) in self.vlan_trunk.iter().flatten().enumerate() {
             let field = format!("vlanTrunk[{i}]");
-            let (lo, hi) = match (t.id, t.min_id, t.max_id) {
-                (Some(id), None, None) => (id, id),
-                (None, Some(a), Some(b)) => (a, b),
+            // As the reference: an entry adds its "id" and/or its minID-maxID range.
+            let mut spans = Vec::with_capacity(2);
+            match (t.min_id, t.max_id) {
+                (Some(a), Some(b)) => spans.push((a, b)),
+                (None, None) => {}
                 _ => {
                     return Err(Error::config(format!(
-                        "{field}: give either \"id\" or both \"minID\" and \"maxID\""
+                        "{field}: \"minID\" and \"maxID\" go together; give both or neither"
                     )))
                 }
-            };
-            for (k, v) in [("id/minID", lo), ("id/maxID", hi)] {
-                if !(1..=4094).contains(&v) {
-                    return Err(Error::config(format!("{field}: {k} {v} is outside 1-4094")));
+            }
+            if let Some(id) = t.id {
+                spans.push((id, id));
+            }
+            for (lo, hi) in spans {
+                for (k, v) in [("id/minID", lo), ("id/maxID", hi)] {
+                    if !(1..=4094).contains(&v) {
+                        return Err(Error::config(format!("{field}: {k} {v} is outside 1-4094")));
+                    }
                 }
+                if lo > hi {
+                    return Err(Error::config(format!(
+                        "{field}: minID {lo} is greater than maxID {hi}"
+                    )));
+                }
+                // Bounded by 1..=4094 above, so the cast is exact.
+                out.extend((lo..=hi).map(|v| v as u16));
             }
-            if lo > hi {
-                return Err(Error::config(format!(
-                    "{field}: minID {lo} is greater than maxID {hi}"
-                )));
-            }
-            // Bounded by 1..=4094 above, so the cast is exact.
-            out.extend((lo..=hi).map(|v| v as u16));
         }
         out.sort_unstable();
         out.dedup();
         Ok(out)
     }
 
+    /// What every verb needs to be right: the names DEL, CHECK and GC use to find what an
+    /// ADD made. Value checks that only matter for building it are in `validate_for_add`.
     pub fn validate(&self) -> Result<(), Error> {
-        if let Some(m) = self.mtu {
-            if !(68..=65535).contains(&m) {
-                return Err(Error::config(format!("\"mtu\" {m} is outside 68-65535")));
-            }
-        }
         if let Some(v) = self.vlan {
             if v > 4094 {
                 return Err(Error::config(format!("\"vlan\" {v} is outside 0-4094")));
+            }
+        }
+        if let Some(b) = &self.bridge {
+            if let Some(p) = crate::validate::interface_name_problem(b).filter(|_| !b.is_empty()) {
+                return Err(Error::config(format!("\"bridge\" {b:?} {p}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_values(&self) -> Result<(), Error> {
+        if let Some(m) = self.mtu {
+            if !(68..=65535).contains(&m) {
+                return Err(Error::config(format!("\"mtu\" {m} is outside 68-65535")));
             }
         }
         let trunk = self.trunk_vids()?;
@@ -333,11 +385,6 @@ impl NetConf {
                 return Err(Error::config(format!(
                     "\"vlanTrunk\" contains {v}, which is already the access \"vlan\""
                 )));
-            }
-        }
-        if let Some(b) = &self.bridge {
-            if let Some(p) = crate::validate::interface_name_problem(b).filter(|_| !b.is_empty()) {
-                return Err(Error::config(format!("\"bridge\" {b:?} {p}")));
             }
         }
         if let Some(d) = self.firewall_teardown_delay_ms {
@@ -396,7 +443,10 @@ mod tests {
     }
 
     fn code(s: &str) -> ErrorCode {
-        parse(s).expect_err(s).code()
+        parse(s)
+            .and_then(|c| c.validate_for_add())
+            .expect_err(s)
+            .code()
     }
 
     #[test]
@@ -444,9 +494,83 @@ mod tests {
         assert_eq!(q("").expect("default"), Some(1));
         assert_eq!(q(r#","vethQueues":0"#).expect("zero"), None);
         assert_eq!(q(r#","vethQueues":4096"#).expect("max"), Some(4096));
-        let e = q(r#","vethQueues":4097"#).unwrap_err();
+        let e = q(r#","vethQueues":4097"#)
+            .and_then(|_| {
+                parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","vethQueues":4097}"#)
+            })
+            .and_then(|c| c.validate_for_add())
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidConfig);
         assert!(e.to_string().contains("vethQueues"), "{e}");
+    }
+
+    #[test]
+    fn nulls_read_as_defaults_and_null_gc_lists_as_empty() {
+        let c = parse(
+            r#"{"cniVersion":"1.1.0","name":"n","type":"vbridge","mtu":null,"hairpinMode":null,
+            "runtimeConfig":null,"args":null,"dns":{"nameservers":null},"vlanTrunk":null,
+            "cni.dev/valid-attachments":null,"cni.dev/attachments":null}"#,
+        )
+        .expect("nulls are defaults");
+        assert_eq!(c.mtu, None);
+        assert!(!c.hairpin_mode);
+        assert_eq!(
+            c.gc_valid_attachments(),
+            Some(vec![]),
+            "null: none is valid"
+        );
+        let c = parse(r#"{"cniVersion":"1.1.0","name":"n","type":"vbridge"}"#).expect("ok");
+        assert_eq!(c.gc_valid_attachments(), None, "missing: no list at all");
+    }
+
+    #[test]
+    fn mtu_zero_is_unset_and_value_checks_are_for_add_only() {
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","mtu":0}"#).expect("ok");
+        assert_eq!(c.mtu, None);
+        c.validate_for_add().expect("0 is the kernel default");
+        // DEL, CHECK and GC of a config ADD refused still parse it.
+        for extra in [
+            r#""mtu":20"#,
+            r#""hairpinMode":true,"promiscMode":true"#,
+            r#""logLevel":"loud""#,
+            r#""vlanTrunk":[{"id":5000}]"#,
+        ] {
+            let doc = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge",{extra}}}"#);
+            let c = parse(&doc).expect(&doc);
+            assert_eq!(
+                c.validate_for_add().expect_err(&doc).code(),
+                ErrorCode::InvalidConfig
+            );
+        }
+    }
+
+    #[test]
+    fn empty_mac_does_not_hide_a_lower_source() {
+        let c = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","runtimeConfig":{"mac":""},
+            "args":{"cni":{"mac":"02:00:00:00:00:02"}}}"#,
+        )
+        .expect("ok");
+        assert_eq!(c.mac(Some("02:00:00:00:00:03")), Some("02:00:00:00:00:02"));
+        assert_eq!(c.mac(None), Some("02:00:00:00:00:02"));
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge"}"#).expect("ok");
+        assert_eq!(c.mac(Some("")), None);
+    }
+
+    #[test]
+    fn trunk_entries_read_as_the_reference_reads_them() {
+        let vids = |t: &str| {
+            parse(&format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge","vlanTrunk":{t}}}"#
+            ))
+            .and_then(|c| c.trunk_vids())
+        };
+        assert_eq!(
+            vids(r#"[{"id":5,"minID":10,"maxID":12},{}]"#).expect("ok"),
+            [5, 10, 11, 12]
+        );
+        assert!(vids(r#"[{"minID":10}]"#).is_err());
+        assert!(vids(r#"[{"id":5,"maxID":12}]"#).is_err());
     }
 
     #[test]

@@ -71,7 +71,8 @@ fn install_panic_hook() {
 }
 
 pub fn run_with(plugin: &dyn Plugin, log_prefix: &'static str, io: Io<'_>) -> i32 {
-    let cmd = match (io.getenv)("CNI_COMMAND") {
+    // Empty is unset, as for Go's os.Getenv in the reference skel.
+    let cmd = match (io.getenv)("CNI_COMMAND").filter(|c| !c.is_empty()) {
         None => {
             let shown = writeln!(
                 io.stderr,
@@ -250,10 +251,12 @@ mod tests {
 
     #[test]
     fn about_without_command() {
-        let (code, out, err) = go(&[], "");
-        assert_eq!(code, 0);
-        assert!(out.is_empty());
-        assert!(err.contains("fake plugin") && err.contains("1.1.0"));
+        for env in [&[][..], &[("CNI_COMMAND", "")][..]] {
+            let (code, out, err) = go(env, "");
+            assert_eq!(code, 0);
+            assert!(out.is_empty());
+            assert!(err.contains("fake plugin") && err.contains("1.1.0"));
+        }
     }
 
     #[test]

@@ -607,13 +607,30 @@ fn requested(bin: Bin) {
     let res = add_ok(&net, bin, &att, &stdin(&att));
     expect_addr(&c, &res, s.host(12), "CNI_ARGS IP=");
 
-    // runtimeConfig.ipRanges, through the `ipRanges` capability.
+    // runtimeConfig.ipRanges, through the `ipRanges` capability, with a config that has no
+    // ranges of its own (a Kubernetes node's pod CIDR comes this way); as in host-local,
+    // runtime range sets come before configured ones, which they must not overlap.
     let d = subject(&net, bin);
     let only = s.host(200).to_string();
     let range = json!([[{"subnet": s.to_string(), "rangeStart": only, "rangeEnd": only}]]);
     let att = d.att.clone().with_capability("ipRanges", range);
-    let res = add_ok(&net, bin, &att, &stdin(&att));
+    let mut rangeless = plugin.clone();
+    if let Some(ipam) = rangeless["ipam"].as_object_mut() {
+        ipam.remove("subnet");
+    }
+    let res = add_ok(
+        &net,
+        bin,
+        &att,
+        &rt.plugin_config(&rangeless, Some(&att), None),
+    );
     expect_addr(&d, &res, s.host(200), "runtimeConfig.ipRanges");
+    let overlapping = call(&net, bin, "ADD", &att, &stdin(&att));
+    assert_eq!(
+        overlapping.cni_error().map(|e| e.code),
+        Some(7),
+        "{bin:?} ipRanges overlapping ipam.subnet: {overlapping}"
+    );
 
     // Taken (101) and out of range (102, also the gateway): nothing changes.
     let before = world(&net, &net.ipam_dir());
@@ -1065,4 +1082,35 @@ fn add_without_nft_fails_cleanly_and_del_succeeds() {
     let (ok, out) = vbridge_without_nft(&net, &env("DEL"), &conf);
     assert!(ok, "DEL after the failed ADD: {out}");
     assert!(net.pool_has_free_address(), "the address was not released");
+}
+
+/// libcni sends a runtime's empty list of live attachments (a Go nil slice, e.g. a node
+/// with no pods left after a reboot) as `null` under both keys: nothing is valid.
+#[test]
+fn gc_with_null_lists_releases_every_reservation() {
+    for bin in [Bin::Ipam, Bin::Vbridge] {
+        let net = TestNet::new();
+        let conf = net.flat_config("1.1.0");
+        for id in ["a", "b"] {
+            add_ok(&net, Bin::Ipam, &ipam_att(&net, id), &conf);
+        }
+        assert_eq!(holdings(&net, &net.name).len(), 2);
+        let mut gc = conf.clone();
+        gc["cni.dev/valid-attachments"] = Value::Null;
+        gc["cni.dev/attachments"] = Value::Null;
+        let out = call(&net, bin, "GC", &no_att(), &gc);
+        assert!(out.success(), "{bin:?} GC: {out}");
+        assert!(
+            holdings(&net, &net.name).is_empty(),
+            "{bin:?} GC kept reservations"
+        );
+        let mut missing = conf.clone();
+        missing["cniVersion"] = json!("1.1.0");
+        let out = call(&net, bin, "GC", &no_att(), &missing);
+        assert_eq!(
+            out.cni_error().map(|e| e.code),
+            Some(7),
+            "{bin:?} GC without any list: {out}"
+        );
+    }
 }

@@ -95,6 +95,18 @@ impl Error {
         }
     }
 
+    /// The CNI code reported for this error: `code()`, or a delegated plugin's own code,
+    /// which `ErrorCode` cannot name.
+    fn raw_code(&self) -> u32 {
+        match self {
+            Error::Delegate(c) => c.code,
+            Error::Many(v) => v
+                .first()
+                .map_or(ErrorCode::Internal.as_u32(), Error::raw_code),
+            other => other.code().as_u32(),
+        }
+    }
+
     /// Collapses a list of failures: none → Ok, one → itself, more → `Many`.
     pub fn from_list(mut errs: Vec<Error>) -> Result<()> {
         match errs.len() {
@@ -120,7 +132,33 @@ impl From<Error> for CniError {
             Error::Ipam(i) => i.into(),
             Error::Delegate(c) => c,
             Error::Many(mut v) if v.len() == 1 => v.remove(0).into(),
+            // The first failure's code, a delegate's own included (`code()` cannot name it).
+            many @ Error::Many(_) => {
+                CniError::with_raw_code(many.raw_code(), many.to_string(), None)
+            }
             other => CniError::new(other.code(), other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_failures_report_the_first_ones_code_a_delegates_included() {
+        let delegate = || Error::Delegate(CniError::with_raw_code(11, "busy", None));
+        let many = Error::Many(vec![delegate(), Error::LockTimeout("state".into())]);
+        let e: CniError = many.into();
+        assert_eq!(e.code, 11);
+        assert!(
+            e.msg.contains("busy") && e.msg.contains("state"),
+            "{}",
+            e.msg
+        );
+        let many = Error::Many(vec![Error::LockTimeout("state".into()), delegate()]);
+        assert_eq!(CniError::from(many).code, 11);
+        let many = Error::Many(vec![Error::Internal("x".into()), delegate()]);
+        assert_eq!(CniError::from(many).code, 999);
     }
 }
