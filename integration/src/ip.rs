@@ -23,6 +23,9 @@ pub struct Link {
     pub linkinfo: Option<LinkInfo>,
     pub num_tx_queues: Option<u32>,
     pub num_rx_queues: Option<u32>,
+    /// `UP`, `PROMISC`, ...
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -216,6 +219,14 @@ pub fn nft_table_gone(ns: &Netns, table: &(String, String), within: std::time::D
 }
 
 /// Sets an IPv4/6 sysctl in the namespace (e.g. `net.ipv4.ip_forward`).
+/// A sysctl's value in the namespace.
+pub fn sysctl_value(ns: &Netns, key: &str) -> String {
+    must_run_in(ns, &["sysctl", "-n", key])
+        .stdout
+        .trim()
+        .to_string()
+}
+
 pub fn sysctl(ns: &Netns, key: &str, value: &str) {
     must_run_in(ns, &["sysctl", "-q", "-w", &format!("{key}={value}")]);
 }

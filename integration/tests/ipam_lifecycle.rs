@@ -1114,3 +1114,37 @@ fn gc_with_null_lists_releases_every_reservation() {
         );
     }
 }
+
+/// A runtime may have turned IPv6 off in the pod's namespace (`default.disable_ipv6=1`,
+/// which a new link inherits): a dual-stack ADD switches it back on for its interface, as
+/// the reference does, instead of failing on the IPv6 address.
+#[test]
+fn dual_stack_add_into_a_namespace_with_ipv6_disabled() {
+    let net = TestNet::new();
+    let v6 = format!("fd01:{:x}:{:x}::/64", std::process::id() & 0xffff, net.id);
+    let mut plugin = net.vbridge_plugin();
+    plugin["ipam"] = json!({
+        "type": "vbridge-ipam",
+        "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": v6}]],
+        "dataDir": net.ipam_dir(),
+    });
+    let rt = net.runtime(net.conflist(V, vec![plugin]));
+    let c = Container::new();
+    ip::sysctl(&c.ns, "net.ipv6.conf.default.disable_ipv6", "1");
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let v6_addr = res["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str())
+        .find(|a| a.contains(':'))
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no v6 address: {res}"));
+    assert!(
+        v6_addrs(&c.ns, "eth0").iter().any(|(a, _)| *a == v6_addr),
+        "eth0 lacks {v6_addr}"
+    );
+    rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}

@@ -217,6 +217,8 @@ fn route_options_are_installed_and_checked() {
         {"dst": "203.0.113.0/24", "table": 0, "priority": 0},
         // A link-scope route gets no gateway.
         {"dst": "192.0.2.128/25", "scope": 253},
+        // Host bits in dst (as Go's types.ParseCIDR keeps them): the network is installed.
+        {"dst": "198.18.0.1/15"},
     ]);
     let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
     let c = Container::new();
@@ -244,6 +246,7 @@ fn route_options_are_installed_and_checked() {
     assert_eq!(find("198.51.100.0/24")["table"], "100");
     assert_eq!(find("192.0.2.128/25")["scope"], "link");
     assert!(find("192.0.2.128/25").get("gateway").is_none());
+    find("198.18.0.0/15");
     rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
 
     // A chained plugin such as sbr moves routes the result does not pin to a table:

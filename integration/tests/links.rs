@@ -74,6 +74,47 @@ fn bridge_mac_is_pinned_and_mtu_is_applied() {
     }
 }
 
+/// A pod that sends an IPv6 router advertisement must not become the host's default router
+/// (CVE-2020-10749): the bridge — created or adopted — takes none. An adopted bridge also
+/// gets `promiscMode`, as the reference gives it.
+#[test]
+fn bridge_takes_no_router_advertisements_created_or_adopted() {
+    let accept_ra = |net: &TestNet| {
+        ip::sysctl_value(
+            &net.host,
+            &format!("net.ipv6.conf.{}.accept_ra", net.bridge),
+        )
+    };
+    let net = TestNet::new();
+    let rt = net.runtime(net.conflist("1.1.0", vec![net.vbridge_plugin()]));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(accept_ra(&net), "0", "created bridge");
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+
+    let net = TestNet::new();
+    ip::must_run_in(
+        &net.host,
+        &["ip", "link", "add", &net.bridge, "type", "bridge"],
+    );
+    ip::sysctl(
+        &net.host,
+        &format!("net.ipv6.conf.{}.accept_ra", net.bridge),
+        "1",
+    );
+    let mut plugin = net.vbridge_plugin();
+    plugin["promiscMode"] = json!(true);
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(accept_ra(&net), "0", "adopted bridge");
+    let flags = ip::link(&net.host, &net.bridge)
+        .map(|l| l.flags)
+        .unwrap_or_default();
+    assert!(flags.iter().any(|f| f == "PROMISC"), "{flags:?}");
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}
+
 #[test]
 fn host_ends_get_no_ipv6_address_the_container_end_does() {
     let net = TestNet::new();

@@ -4,7 +4,7 @@
 use crate::error::{errno, Error, Result, EEXIST, EOPNOTSUPP};
 use crate::netlink::{is_up, link_by_name, link_controller, link_kind, mac_string, set_up};
 use rtnetlink::packet_route::link::{
-    InfoBridge, InfoData, InfoKind, LinkAttribute, LinkInfo, LinkMessage,
+    InfoBridge, InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec};
 
@@ -18,20 +18,32 @@ pub struct BridgeSpec<'a> {
 pub const VLAN_FILTERING_MISSING: &str = "the running kernel has no bridge VLAN filtering \
 (CONFIG_BRIDGE_VLAN_FILTERING); use a kernel that has it or remove \"vlan\"/\"vlanTrunk\" from the config";
 
-/// Returns the bridge link, creating or adopting it.
+/// Returns the bridge link, creating or adopting it. Either way it takes no router
+/// advertisements (see `sysctl::refuse_router_advertisements`).
 pub async fn ensure(h: &Handle, s: &BridgeSpec<'_>) -> Result<LinkMessage> {
-    if let Some(l) = link_by_name(h, s.name).await? {
-        return adopt(h, s, l).await;
-    }
-    create(h, s).await?;
-    let l = link_by_name(h, s.name)
-        .await?
-        .ok_or_else(|| Error::Check(format!("bridge {} vanished right after creation", s.name)))?;
-    pin_mac(h, &l).await?;
+    let l = match link_by_name(h, s.name).await? {
+        Some(l) => adopt(h, s, l).await?,
+        None => {
+            let created = create(h, s).await?;
+            let l = link_by_name(h, s.name).await?.ok_or_else(|| {
+                Error::Check(format!("bridge {} vanished right after creation", s.name))
+            })?;
+            if created {
+                pin_mac(h, &l).await?;
+                l
+            } else {
+                // Another first ADD created it in between: what it made may lack what
+                // this config needs (VLAN filtering, promiscuity).
+                adopt(h, s, l).await?
+            }
+        }
+    };
+    crate::sysctl::refuse_router_advertisements(s.name);
     Ok(l)
 }
 
-async fn create(h: &Handle, s: &BridgeSpec<'_>) -> Result<()> {
+/// `false` when another process created it first.
+async fn create(h: &Handle, s: &BridgeSpec<'_>) -> Result<bool> {
     let mut b = LinkBridge::new(s.name);
     if let Some(m) = s.mtu {
         b = b.mtu(m);
@@ -43,9 +55,8 @@ async fn create(h: &Handle, s: &BridgeSpec<'_>) -> Result<()> {
         b = b.promiscuous(true);
     }
     match h.link().add(b.build()).execute().await {
-        Ok(()) => Ok(()),
-        // Another ADD created it first: fine, we adopt it.
-        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(false),
         Err(e) if errno(&e) == Some(EOPNOTSUPP) && s.vlan_filtering => {
             Err(Error::KernelFeature(format!(
                 "failed to create bridge {}: {VLAN_FILTERING_MISSING}",
@@ -68,6 +79,15 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
     }
     if s.vlan_filtering && !vlan_filtering(&l) {
         enable_vlan_filtering(h, s.name).await?;
+    }
+    // As the reference, also on a bridge someone else made.
+    if s.promisc && !l.header.flags.contains(LinkFlags::Promisc) {
+        let msg = LinkUnspec::new_with_index(l.header.index)
+            .promiscuous(true)
+            .build();
+        h.link().change(msg).execute().await.map_err(|e| {
+            Error::netlink(format!("failed to make bridge {} promiscuous", s.name), e)
+        })?;
     }
     if !is_up(&l) {
         set_up(h, l.header.index).await?;
@@ -199,22 +219,58 @@ pub async fn ensure_vlan_gateway(
     bridge_name: &str,
     vid: u16,
     network: &str,
+    mtu: Option<u32>,
 ) -> Result<u32> {
     let (gw, port) = crate::names::vlan_gateway(bridge_name, vid, network);
-    if let Some(l) = link_by_name(h, &gw).await? {
+    let gw_index = ensure_vlan_gateway_port(h, bridge, bridge_name, vid, &gw, &port).await?;
+    if let Some(m) = mtu {
+        // Both ends, as the containers' veths: a gateway end wider than the ports drops
+        // what it routes to them, silently.
+        for name in [&gw, &port] {
+            set_mtu(h, name, m).await?;
+        }
+    }
+    crate::sysctl::refuse_router_advertisements(&gw);
+    Ok(gw_index)
+}
+
+async fn set_mtu(h: &Handle, name: &str, mtu: u32) -> Result<()> {
+    let Some(l) = link_by_name(h, name).await? else {
+        return Err(Error::Check(format!("link {name} vanished")));
+    };
+    if l.attributes.contains(&LinkAttribute::Mtu(mtu)) {
+        return Ok(());
+    }
+    let msg = LinkUnspec::new_with_index(l.header.index).mtu(mtu).build();
+    h.link()
+        .change(msg)
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("failed to set the MTU of {name} to {mtu}"), e))
+}
+
+async fn ensure_vlan_gateway_port(
+    h: &Handle,
+    bridge: &LinkMessage,
+    bridge_name: &str,
+    vid: u16,
+    gw: &str,
+    port: &str,
+) -> Result<u32> {
+    if let Some(l) = link_by_name(h, gw).await? {
         // A killed ADD (or a bridge re-created since) can leave the pair without its port
         // on the bridge, or the port without its VLAN: only a port in place counts, and
         // its VLAN is set again (idempotent; two messages, on VLAN gateway networks only).
-        if let Some(p) = link_by_name(h, &port).await? {
+        if let Some(p) = link_by_name(h, port).await? {
             if link_controller(&p) == Some(bridge.header.index) && is_up(&p) {
                 configure_port_vlans(h, p.header.index, Some(vid), &[], false).await?;
                 return Ok(l.header.index);
             }
         }
     } else {
-        create_vlan_gateway_pair(h, &gw, &port, vid).await?;
+        create_vlan_gateway_pair(h, gw, port, vid).await?;
     }
-    let port_link = link_by_name(h, &port)
+    let port_link = link_by_name(h, port)
         .await?
         .ok_or_else(|| Error::Check(format!("VLAN gateway port {port} vanished after creation")))?;
     let attach = LinkUnspec::new_with_index(port_link.header.index)
@@ -228,7 +284,7 @@ pub async fn ensure_vlan_gateway(
         )
     })?;
     configure_port_vlans(h, port_link.header.index, Some(vid), &[], false).await?;
-    let l = link_by_name(h, &gw)
+    let l = link_by_name(h, gw)
         .await?
         .ok_or_else(|| Error::Check(format!("VLAN gateway link {gw} vanished after creation")))?;
     Ok(l.header.index)

@@ -51,6 +51,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// errno values we react to.
+pub const EACCES: i32 = 13;
 pub const EADDRNOTAVAIL: i32 = 99;
 pub const EAFNOSUPPORT: i32 = 97;
 pub const EEXIST: i32 = 17;
@@ -113,6 +114,16 @@ impl Error {
             0 => Ok(()),
             1 => Err(errs.remove(0)),
             _ => Err(Error::Many(errs)),
+        }
+    }
+}
+
+impl Error {
+    /// The kernel's errno of a failed netlink request.
+    pub fn netlink_errno(&self) -> Option<i32> {
+        match self {
+            Error::Netlink { source, .. } => errno(source),
+            _ => None,
         }
     }
 }

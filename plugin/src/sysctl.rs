@@ -1,6 +1,7 @@
 //! Sysctl writes in the calling thread's netns (`/proc/sys/net` resolves per thread).
 
 use crate::error::{Error, Result};
+use crate::netns::{Netns, NetnsGuard};
 
 fn write(path: &str, value: &str) -> Result<()> {
     // Reading first avoids a write (and its netlink notification) on the steady path.
@@ -11,6 +12,37 @@ fn write(path: &str, value: &str) -> Result<()> {
         return Ok(());
     }
     std::fs::write(path, value).map_err(|e| Error::io(format!("failed to set {path}"), e))
+}
+
+/// Host links with an IPv6 address on the pods' side (the bridge, a VLAN gateway end) take
+/// no router advertisements: a pod sending one would otherwise become the host's IPv6
+/// default router whenever forwarding is off (CVE-2020-10749); the reference does the
+/// same for its bridge. A host without IPv6 has nothing to set; a failure (a read-only
+/// /proc/sys) is logged, not fatal, as in the reference.
+pub fn refuse_router_advertisements(ifname: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/accept_ra");
+    if let Err(e) = write(&path, "0") {
+        if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+            return;
+        }
+        log::warn!("{e}: {ifname} may take router advertisements from pods");
+    }
+}
+
+/// Lets `ifname` in `ns` hold IPv6 addresses: it inherits `disable_ipv6` from the
+/// namespace's default, which a runtime may have set, and adding an address then fails
+/// with EACCES. The reference clears it too. From a short-lived thread: the runtime's
+/// thread never leaves the host netns.
+pub fn enable_ipv6_in(ns: &Netns, ifname: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _inside = NetnsGuard::enter(ns)?;
+            write(&path, "0")
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Internal("the sysctl thread panicked".into())))
+    })
 }
 
 pub fn enable_ipv4_forwarding() -> Result<()> {

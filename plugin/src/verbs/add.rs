@@ -3,7 +3,7 @@
 
 use super::{load, runtime, subnets_of};
 use crate::bridge::{self, BridgeSpec};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, EACCES};
 use crate::ifreq::IfSock;
 use crate::ipam_client::IpamClient;
 use crate::names;
@@ -234,9 +234,15 @@ impl<'a> Add<'a> {
         gateways: &[IpAddr],
     ) -> Result<CniResult> {
         if let Some(v) = self.vlan_gateway(vlan) {
-            let gw_link =
-                bridge::ensure_vlan_gateway(host, br, self.conf.bridge_name(), v, &self.conf.name)
-                    .await?;
+            let gw_link = bridge::ensure_vlan_gateway(
+                host,
+                br,
+                self.conf.bridge_name(),
+                v,
+                &self.conf.name,
+                self.conf.mtu,
+            )
+            .await?;
             self.configure_gateway(host, gw_link, &ipres, gateways)
                 .await?;
         }
@@ -348,7 +354,15 @@ impl<'a> Add<'a> {
             netlink::enable_arp_notify(ctr, idx).await?;
         }
         for ip in &r.ips {
-            netlink::add_address(ctr, idx, ip.address.ip(), ip.address.prefix(), nodad).await?;
+            let (addr, prefix) = (ip.address.ip(), ip.address.prefix());
+            match netlink::add_address(ctr, idx, addr, prefix, nodad).await {
+                // IPv6 is off on the link (see `sysctl::enable_ipv6_in`); only then.
+                Err(e) if addr.is_ipv6() && e.netlink_errno() == Some(EACCES) => {
+                    crate::sysctl::enable_ipv6_in(self.ns, &self.req.args.ifname)?;
+                    netlink::add_address(ctr, idx, addr, prefix, nodad).await?;
+                }
+                done => done?,
+            }
         }
         netlink::set_up(ctr, idx).await?;
         for route in &r.routes {

@@ -119,8 +119,11 @@ async fn check_container(
         // plugin such as sbr may have moved the route to a table of its own.
         let table = r.table.filter(|t| *t != 0);
         let priority = r.priority.filter(|p| *p != 0);
+        // ADD installs the destination's network (a config may keep host bits, as in
+        // "10.96.0.1/12"); the kernel reports it so.
+        let dst = (r.dst.network(), r.dst.prefix());
         let found = tables[fam].iter().flatten().any(|l| {
-            l.dst == r.dst
+            (l.dst.network(), l.dst.prefix()) == dst
                 && (r.gw.is_none() || l.gw == r.gw)
                 && table.is_none_or(|t| l.table == t)
                 && priority.is_none_or(|p| l.priority == Some(p))
