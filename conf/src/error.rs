@@ -44,6 +44,9 @@ pub enum ErrorCode {
     IpamExec = 110,
     /// CHECK found the live state differs from prevResult.
     CheckFailed = 111,
+    /// With `enabledad`: IPv6 duplicate address detection found the address in use, or
+    /// did not finish in time.
+    DuplicateAddress = 112,
     Internal = 999,
 }
 

@@ -1148,3 +1148,54 @@ fn dual_stack_add_into_a_namespace_with_ipv6_disabled() {
     rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }
+
+/// `enabledad`: the ADD returns once duplicate address detection is done, so the pod can
+/// bind its IPv6 address at once; an address in use on the network fails the ADD (112),
+/// which then releases everything.
+#[test]
+fn enabledad_waits_for_detection_and_fails_on_a_duplicate() {
+    let net = TestNet::new();
+    let prefix = format!("fd02:{:x}:{:x}", std::process::id() & 0xffff, net.id);
+    let mut plugin = net.vbridge_plugin();
+    plugin["enabledad"] = json!(true);
+    plugin["ipam"] = json!({
+        "type": "vbridge-ipam",
+        "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": format!("{prefix}::/64")}]],
+        "dataDir": net.ipam_dir(),
+    });
+    let rt = net.runtime(net.conflist(V, vec![plugin.clone()]));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let eth0 = v6_addrs(&c.ns, "eth0");
+    assert_eq!(eth0.len(), 1, "{eth0:?}");
+    assert!(eth0[0].1.is_empty(), "still tentative after ADD: {eth0:?}");
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+
+    // The next address the range hands out (round robin) is already the host's.
+    let next: std::net::Ipv6Addr = format!("{prefix}::3").parse().expect("v6");
+    let next = next.to_string();
+    ip::must_run_in(
+        &net.host,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{next}/128"),
+            "dev",
+            &net.bridge,
+            "nodad",
+        ],
+    );
+    let d = Container::new();
+    let err = rt.add(&d.att).expect_err("a duplicate IPv6 address");
+    assert_eq!(err.code(), 112, "{err}");
+    assert!(err.to_string().contains(&next), "{err}");
+    assert!(ip::link(&d.ns, "eth0").is_none(), "eth0 left behind");
+    assert!(
+        holdings(&net, &net.name).is_empty(),
+        "the failed ADD kept its reservations"
+    );
+    rt.del(&d.att)
+        .unwrap_or_else(|e| panic!("DEL after the failed ADD: {e}"));
+}

@@ -82,3 +82,36 @@ fn unreadable_prev_result_changes_nothing() {
         records.display()
     );
 }
+
+/// A container on two networks that both want its default route (Multus, Podman with two
+/// networks): the second ADD must not claim a default route the first one's shadows —
+/// it fails, naming the key, and leaves nothing behind. A config listing its own subnet
+/// as a route agrees with the kernel's connected route and succeeds.
+#[test]
+fn second_default_route_through_another_gateway_is_refused() {
+    let (one, two) = (TestNet::with_prefix(30), TestNet::with_prefix(30));
+    let c = Container::new();
+    let rt1 = one.runtime(one.conflist("1.1.0", vec![one.vbridge_plugin()]));
+    rt1.add(&c.att)
+        .unwrap_or_else(|e| panic!("ADD on {}: {e}", one.name));
+    let rt2 = two.runtime(two.conflist("1.1.0", vec![two.vbridge_plugin()]));
+    let mut second = c.att.clone();
+    second.ifname = "net1".into();
+    let err = rt2.add(&second).expect_err("a second default route");
+    assert_eq!(err.code(), 109, "{err}");
+    assert!(err.to_string().contains("isDefaultGateway"), "{err}");
+    assert!(ip::link(&c.ns, "net1").is_none(), "net1 left behind");
+    assert!(two.pool_has_free_address(), "the address was not released");
+    rt2.del(&second)
+        .unwrap_or_else(|e| panic!("DEL after the failed ADD: {e}"));
+
+    let mut own = two.vbridge_plugin();
+    own["isDefaultGateway"] = json!(false);
+    own["ipam"]["routes"] = json!([{"dst": two.subnet.to_string()}]);
+    let rt2 = two.runtime(two.conflist("1.1.0", vec![own]));
+    rt2.add(&second)
+        .unwrap_or_else(|e| panic!("ADD with its own subnet as a route: {e}"));
+    rt2.check(&second).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    rt2.del(&second).unwrap_or_else(|e| panic!("DEL: {e}"));
+    rt1.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}

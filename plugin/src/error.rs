@@ -37,6 +37,8 @@ pub enum Error {
     LockTimeout(String),
     #[error("CHECK failed: {0}")]
     Check(String),
+    #[error("{0}")]
+    DuplicateAddress(String),
     /// STATUS: an ADD could not succeed now.
     #[error("{0}")]
     NotAvailable(String),
@@ -90,6 +92,7 @@ impl Error {
             Error::StateCorrupt(_) => ErrorCode::StoreCorrupt,
             Error::LockTimeout(_) => ErrorCode::TryAgainLater,
             Error::Check(_) => ErrorCode::CheckFailed,
+            Error::DuplicateAddress(_) => ErrorCode::DuplicateAddress,
             Error::NotAvailable(_) => ErrorCode::NotAvailable,
             Error::Internal(_) => ErrorCode::Internal,
             Error::Many(v) => v.first().map(Error::code).unwrap_or(ErrorCode::Internal),

@@ -336,6 +336,56 @@ async fn address_messages(h: &Handle, index: u32) -> Result<Vec<AddressMessage>>
         .map_err(|e| Error::netlink(format!("failed to list addresses of link #{index}"), e))
 }
 
+/// With `enabledad`: waits until none of the IPv6 `addrs` on link `index` is tentative any
+/// more, as the reference does, so the ADD returns addresses the pod can bind. A failed
+/// detection, or one still running after `limit` (it takes about a second), is an error.
+pub async fn settle_ipv6(
+    h: &Handle,
+    index: u32,
+    addrs: &[IpAddr],
+    limit: std::time::Duration,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut tentative = None;
+        for m in address_messages(h, index).await? {
+            let Some((ip, _)) = address_of(&m).filter(|(ip, _)| addrs.contains(ip)) else {
+                continue;
+            };
+            let flags = m
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    AddressAttribute::Flags(f) => Some(*f),
+                    _ => None,
+                })
+                .unwrap_or_else(|| {
+                    AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()))
+                });
+            if flags.contains(AddressFlags::Dadfailed) {
+                return Err(Error::DuplicateAddress(format!(
+                    "IPv6 duplicate address detection found {ip} in use on the network"
+                )));
+            }
+            if flags.contains(AddressFlags::Tentative) {
+                tentative = Some(ip);
+            }
+        }
+        let Some(ip) = tentative else {
+            return Ok(());
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::DuplicateAddress(format!(
+                "IPv6 duplicate address detection of {ip} did not finish within {} s",
+                limit.as_secs()
+            )));
+        }
+        // The runtime has no timer (nothing else needs one); this future is the only one
+        // waiting, and the netlink connection has nothing to do meanwhile.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn address_of(m: &AddressMessage) -> Option<(IpAddr, u8)> {
     m.attributes.iter().find_map(|a| match a {
         AddressAttribute::Address(ip) => Some((*ip, m.header.prefix_len)),
@@ -392,8 +442,10 @@ fn conflicts(have: (IpAddr, u8), want: (IpAddr, u8)) -> bool {
 }
 
 /// Adds `route` through `index` via `gw` (the route's own or the family's gateway), with
-/// the CNI 1.1 route options it carries (priority, table, scope, mtu, advmss); an
-/// existing identical route is success.
+/// the CNI 1.1 route options it carries (priority, table, scope, mtu, advmss). A route
+/// the kernel already has for the same destination, table and metric is success only if
+/// it leads the same way (see `existing_route_agrees`): the result must not claim a route
+/// another one shadows.
 pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<()> {
     let dst = route.dst;
     let mut b = RouteMessageBuilder::<IpAddr>::new()
@@ -427,7 +479,19 @@ pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>
     }
     match h.route().add(msg).execute().await {
         Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) if errno(&e) == Some(EEXIST) => {
+            if existing_route_agrees(h, index, route, gw).await? {
+                return Ok(());
+            }
+            Err(Error::netlink(
+                format!(
+                    "failed to add route {dst} via {gw:?}: the container already has a route to {dst} \
+                     through another gateway or interface (another network of this container \
+                     installs it? give \"isDefaultGateway\" or that route to one network only)"
+                ),
+                e,
+            ))
+        }
         Err(e) => Err(Error::netlink(
             format!("failed to add route {dst} via {gw:?}"),
             e,
@@ -435,11 +499,40 @@ pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>
     }
 }
 
+/// Whether the route that made the kernel answer EEXIST leads where `route` would: same
+/// destination, table and metric, through `index`, via `gw` — or, without a gateway, the
+/// kernel's own route to a connected subnet (a config listing its own subnet as a route).
+async fn existing_route_agrees(
+    h: &Handle,
+    index: u32,
+    route: &Route,
+    gw: Option<IpAddr>,
+) -> Result<bool> {
+    const RT_TABLE_MAIN: u32 = 254;
+    let table = route.table.filter(|t| *t != 0).unwrap_or(RT_TABLE_MAIN);
+    // The kernel's default metric: none for IPv4, 1024 for IPv6.
+    let v6 = route.dst.is_ipv6();
+    let metric = route
+        .priority
+        .filter(|p| *p != 0)
+        .unwrap_or(if v6 { 1024 } else { 0 });
+    let dst = (route.dst.network(), route.dst.prefix());
+    let live = routes(h, v6).await?;
+    Ok(live.iter().any(|l| {
+        (l.dst.network(), l.dst.prefix()) == dst
+            && l.table == table
+            && l.priority.unwrap_or(0) == metric
+            && l.oif == Some(index)
+            && (l.gw == gw || l.gw.is_none())
+    }))
+}
+
 /// One installed route, as CHECK compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveRoute {
     pub dst: ipnetwork::IpNetwork,
     pub gw: Option<IpAddr>,
+    pub oif: Option<u32>,
     pub table: u32,
     pub priority: Option<u32>,
 }
@@ -473,6 +566,7 @@ pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<LiveRoute>> {
             let mut r = LiveRoute {
                 dst: ipnetwork::IpNetwork::from(zero),
                 gw: None,
+                oif: None,
                 table: u32::from(m.header.table),
                 priority: None,
             };
@@ -480,6 +574,7 @@ pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<LiveRoute>> {
                 match a {
                     RouteAttribute::Destination(d) => dst = route_addr(d).unwrap_or(zero),
                     RouteAttribute::Gateway(g) => r.gw = route_addr(g),
+                    RouteAttribute::Oif(i) => r.oif = Some(*i),
                     RouteAttribute::Table(t) => r.table = *t,
                     RouteAttribute::Priority(p) => r.priority = Some(*p),
                     _ => {}

@@ -21,6 +21,10 @@ use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::{Handle, LinkBridgePort};
 use std::net::IpAddr;
 
+/// How long an ADD with `enabledad` waits for duplicate address detection (one probe and
+/// a second's wait by default), as the reference waits.
+const DAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
     super::addable(&conf)?;
@@ -365,6 +369,17 @@ impl<'a> Add<'a> {
             }
         }
         netlink::set_up(ctr, idx).await?;
+        if self.conf.enabledad {
+            let v6: Vec<IpAddr> = r
+                .ips
+                .iter()
+                .map(|i| i.address.ip())
+                .filter(IpAddr::is_ipv6)
+                .collect();
+            if !v6.is_empty() {
+                netlink::settle_ipv6(ctr, idx, &v6, DAD_LIMIT).await?;
+            }
+        }
         for route in &r.routes {
             // A link- or host-scope route has no next hop: the kernel refuses a gateway there.
             let on_link = route.scope.is_some_and(|s| s >= 253);
