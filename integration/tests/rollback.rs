@@ -115,3 +115,50 @@ fn second_default_route_through_another_gateway_is_refused() {
     rt2.del(&second).unwrap_or_else(|e| panic!("DEL: {e}"));
     rt1.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }
+
+/// A host link that has our host veth's name but is not a veth of this network (a name
+/// clash, or a link someone made) is never deleted: the ADD fails with 103 instead.
+#[test]
+fn foreign_link_with_the_host_veth_name_is_left_alone() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.conflist("1.1.0", vec![net.vbridge_plugin()]));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let name = res["interfaces"][1]["name"]
+        .as_str()
+        .expect("host veth")
+        .to_string();
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    // The deferred deletion of the DEL's veth must be over before the name is reused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while ip::link(&net.host, &name).is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ip::must_run_in(
+        &net.host,
+        &[
+            "ip",
+            "link",
+            "add",
+            &name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vbtforeign",
+        ],
+    );
+    let err = rt.add(&c.att).expect_err("a foreign link of that name");
+    assert_eq!(err.code(), 103, "{err}");
+    assert!(
+        ip::link(&net.host, &name).is_some(),
+        "the foreign link was deleted"
+    );
+    assert!(net.pool_has_free_address(), "the address was not released");
+    rt.del(&c.att)
+        .unwrap_or_else(|e| panic!("DEL after the failed ADD: {e}"));
+    assert!(
+        ip::link(&net.host, &name).is_some(),
+        "DEL deleted the foreign link"
+    );
+}

@@ -88,6 +88,14 @@ impl<'a> Add<'a> {
         let mut leftover = None;
         if self.host_links.index(&self.host_veth)?.is_some() {
             if let Some(l) = netlink::link_by_name(host, &self.host_veth).await? {
+                if netlink::link_group(&l) != Some(names::link_group(&self.conf.name)) {
+                    // Not a veth of this network: a name clash (another network's pod, or a
+                    // link someone made), never ours to delete.
+                    return Err(Error::InterfaceExists(format!(
+                        "host link {} exists and is not a veth of network {:?}; it is left alone",
+                        self.host_veth, self.conf.name
+                    )));
+                }
                 if netlink::is_retired(&l) {
                     netlink::delete_retired(host, l.header.index, &self.host_veth).await?;
                 } else {
@@ -531,8 +539,10 @@ fn chain(prev: CniResult, ours: CniResult) -> CniResult {
     out
 }
 
-/// The gateway of each family: IPAM's, else (in gateway mode) the subnet's first
-/// address, as the reference does. Adds the default routes `isDefaultGateway` asks for.
+/// The gateway of each address: IPAM's, else (in gateway mode) the subnet's first
+/// address, as the reference does; all of them go on the bridge (two range sets of one
+/// family have two). Adds the default routes `isDefaultGateway` asks for, via the first
+/// gateway of each family, which is also the family's gateway for routes without one.
 fn gateways(conf: &NetConf, r: &mut CniResult) -> Vec<IpAddr> {
     let mut gws: Vec<IpAddr> = Vec::new();
     for ip in r.ips.iter_mut() {
@@ -540,14 +550,16 @@ fn gateways(conf: &NetConf, r: &mut CniResult) -> Vec<IpAddr> {
             ip.gateway =
                 conf::ipamconf::next_ip(ip.address.network()).filter(|g| *g != ip.address.ip());
         }
-        if let Some(g) = ip.gateway {
-            if !gws.iter().any(|x| x.is_ipv4() == g.is_ipv4()) {
-                gws.push(g);
-            }
+        if let Some(g) = ip.gateway.filter(|g| !gws.contains(g)) {
+            gws.push(g);
         }
     }
     if conf.is_default_gateway {
-        for gw in &gws {
+        let firsts = [
+            gws.iter().find(|g| g.is_ipv4()),
+            gws.iter().find(|g| g.is_ipv6()),
+        ];
+        for gw in firsts.into_iter().flatten() {
             let dst = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
             let Ok(dst) = dst.parse::<IpNetwork>() else {
                 continue;
@@ -581,6 +593,21 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn every_gateway_goes_on_the_bridge_one_default_route_per_family() {
+        let c =
+            conf(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge","isDefaultGateway":true}"#);
+        let mut r = ipres(&[("10.0.0.5/24", None), ("10.1.0.5/24", None)]);
+        let gws = gateways(&c, &mut r);
+        let gws: Vec<String> = gws.iter().map(ToString::to_string).collect();
+        assert_eq!(gws, ["10.0.0.1", "10.1.0.1"]);
+        assert_eq!(r.routes.len(), 1);
+        assert_eq!(
+            r.routes[0].gw.map(|g| g.to_string()).as_deref(),
+            Some("10.0.0.1")
+        );
     }
 
     #[test]

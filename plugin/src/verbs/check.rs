@@ -62,10 +62,14 @@ pub fn check(req: &Request) -> Result<()> {
 
 /// Addresses of prevResult that belong to our container interface.
 fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> {
-    let idx = prev
-        .interfaces
-        .iter()
-        .position(|i| i.name == ifname && i.sandbox == netns);
+    // The sandbox as the runtime spells it now (it may name the netns by another path,
+    // /var/run/netns/x for /run/netns/x), else any sandboxed interface of that name: a
+    // spelling must not make CHECK skip the addresses.
+    let idx = (prev.interfaces.iter())
+        .position(|i| i.name == ifname && i.sandbox == netns)
+        .or_else(|| {
+            (prev.interfaces.iter()).position(|i| i.name == ifname && !i.sandbox.is_empty())
+        });
     prev.ips
         .iter()
         .filter(|ip| ip.interface.is_none() || ip.interface == idx)
@@ -177,4 +181,27 @@ async fn check_host(host: &Handle, conf: &NetConf, veth: &str, ctr_mac: &[u8]) -
         crate::macspoof::check(host, &l, veth, ctr_mac, &vids).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_addresses_survive_another_spelling_of_the_netns() {
+        let prev: CniResult = serde_json::from_value(serde_json::json!({
+            "interfaces": [
+                {"name": "cni0"},
+                {"name": "vb0123456789ab"},
+                {"name": "eth0", "sandbox": "/run/netns/pod"},
+            ],
+            "ips": [{"interface": 2, "address": "10.0.0.5/24"}],
+        }))
+        .expect("result");
+        for netns in ["/run/netns/pod", "/var/run/netns/pod"] {
+            let got = own_addresses(&prev, "eth0", netns);
+            assert_eq!(got.len(), 1, "{netns}: {got:?}");
+        }
+        assert!(own_addresses(&prev, "net1", "/run/netns/pod").is_empty());
+    }
 }

@@ -25,7 +25,7 @@ pub fn del(req: &Request) -> Result<()> {
             }
         };
         if let Some(h) = &h {
-            errs.extend(retire_veth(h, &host_veth).await.err());
+            errs.extend(retire_veth(h, &host_veth, &conf.name).await.err());
         }
         laps.lap("veth");
         match IpamClient::new(&conf, req) {
@@ -62,10 +62,14 @@ pub fn del(req: &Request) -> Result<()> {
 /// 10–20 ms on the kernel's RCU, to a detached `vbridge __unlink` (deleting the host end
 /// removes the container end too; so does the runtime deleting the netns). If that
 /// process never runs, GC finds the retired link by its link group.
-async fn retire_veth(h: &rtnetlink::Handle, name: &str) -> Result<()> {
+async fn retire_veth(h: &rtnetlink::Handle, name: &str, network: &str) -> Result<()> {
     let Some(l) = netlink::link_by_name(h, name).await? else {
         return Ok(());
     };
+    if netlink::link_group(&l) != Some(names::link_group(network)) {
+        log::warn!("host link {name} is not a veth of network {network:?}: left alone");
+        return Ok(());
+    }
     let index = l.header.index;
     netlink::retire(h, index).await?;
     if spawn_unlink(index, name).is_err() {
