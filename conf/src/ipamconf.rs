@@ -103,6 +103,10 @@ pub struct IpamConfig {
     /// Addresses the runtime asked for (runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=).
     pub requested: Vec<IpAddr>,
     pub dns: Dns,
+    /// What only an ADD (and STATUS) refuses, found while building the config: a DEL,
+    /// CHECK or GC of a config an ADD refused — or that an older version accepted — must
+    /// still find the store and release.
+    pub add_problem: Option<String>,
 }
 
 pub fn ip_to_u128(ip: IpAddr) -> u128 {
@@ -218,9 +222,23 @@ fn overlaps(a: &Range, b: &Range) -> bool {
         && ip_to_u128(b.start) <= ip_to_u128(a.end)
 }
 
-fn parse_requested(s: &str, field: &str) -> Result<IpAddr, Error> {
+/// Overlapping ranges (within or across sets) would hand one address out twice.
+fn overlap(sets: &[RangeSet]) -> Option<String> {
+    let all: Vec<&Range> = sets.iter().flatten().collect();
+    all.iter().enumerate().find_map(|(i, a)| {
+        all[i + 1..].iter().find(|b| overlaps(a, b)).map(|b| {
+            format!(
+                "ipam ranges overlap: {}-{} and {}-{}",
+                a.start, a.end, b.start, b.end
+            )
+        })
+    })
+}
+
+/// The message is the config error's (see `IpamConfig::add_problem`).
+fn parse_requested(s: &str, field: &str) -> Result<IpAddr, String> {
     // Runtimes send both "10.1.2.3" and "10.1.2.3/24" (the ips capability uses CIDR).
-    let bad = || Error::config(format!("{field}: {s:?} is not an IP address"));
+    let bad = || format!("{field}: {s:?} is not an IP address");
     let (ip, prefix) = match s.split_once('/') {
         Some((ip, p)) => (ip, Some(p)),
         None => (s, None),
@@ -271,15 +289,6 @@ impl IpamSection {
                 .collect::<Result<Vec<_>, _>>()?;
             sets.push(ranges);
         }
-        let all: Vec<&Range> = sets.iter().flatten().collect();
-        for (i, a) in all.iter().enumerate() {
-            if let Some(b) = all[i + 1..].iter().find(|b| overlaps(a, b)) {
-                return Err(Error::config(format!(
-                    "ipam ranges overlap: {}-{} and {}-{}",
-                    a.start, a.end, b.start, b.end
-                )));
-            }
-        }
         Ok(sets)
     }
 
@@ -315,6 +324,9 @@ impl IpamConfig {
     /// What only ADD refuses: older versions ignored route options, so DEL, GC and CHECK
     /// of attachments made under such a config must keep working.
     pub fn validate_for_add(&self) -> Result<(), Error> {
+        if let Some(p) = &self.add_problem {
+            return Err(Error::config(p.clone()));
+        }
         for (i, r) in self.routes.iter().enumerate() {
             if let Some(m) = r.mtu.filter(|m| !(68..=65535).contains(m)) {
                 return Err(Error::config(format!(
@@ -343,6 +355,7 @@ impl IpamConfig {
     ) -> Result<IpamConfig, Error> {
         let sec: IpamSection = decode(raw, "ipam")?;
         let range_sets = sec.range_sets(&conf.runtime_config.ip_ranges)?;
+        let mut add_problem = overlap(&range_sets);
         if range_sets.is_empty() {
             return Err(Error::config(
                 "ipam: no \"subnet\" or \"ranges\" configured",
@@ -366,14 +379,20 @@ impl IpamConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut requested = Vec::new();
-        for (i, s) in conf.runtime_config.ips.iter().enumerate() {
-            requested.push(parse_requested(s, &format!("runtimeConfig.ips[{i}]"))?);
-        }
-        for (i, s) in conf.args.cni.ips.iter().enumerate() {
-            requested.push(parse_requested(s, &format!("args.cni.ips[{i}]"))?);
-        }
-        for s in &args.args.ip {
-            requested.push(parse_requested(s, "CNI_ARGS IP")?);
+        let asked = (conf.runtime_config.ips.iter().enumerate())
+            .map(|(i, s)| (s, format!("runtimeConfig.ips[{i}]")))
+            .chain(
+                (conf.args.cni.ips.iter().enumerate())
+                    .map(|(i, s)| (s, format!("args.cni.ips[{i}]"))),
+            )
+            .chain(args.args.ip.iter().map(|s| (s, "CNI_ARGS IP".to_string())));
+        for (s, field) in asked {
+            match parse_requested(s, &field) {
+                Ok(ip) => requested.push(ip),
+                Err(e) => {
+                    add_problem.get_or_insert(e);
+                }
+            }
         }
         requested.dedup();
         let dns = match &sec.resolv_conf {
@@ -393,6 +412,7 @@ impl IpamConfig {
             exclude,
             requested,
             dns,
+            add_problem,
         })
     }
 
@@ -471,9 +491,31 @@ mod tests {
             r#"{}"#,
             r#"{"subnet":"10.1.0.0/24","exclude":["nope"]}"#,
         ] {
-            let e = conf(bad).expect_err(bad);
+            let e = conf(bad).and_then(|c| c.validate_for_add()).expect_err(bad);
             assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn overlaps_and_bad_requests_are_for_add_only() {
+        // An attachment an older version made (ipRanges used to replace ipam.ranges) or
+        // an ADD refused must still be DELetable: the store is found, the ADD refuses.
+        let c = conf(r#"{"ranges":[[{"subnet":"10.1.0.0/24"}],[{"subnet":"10.1.0.0/25"}]]}"#)
+            .expect("DEL can build it");
+        let e = c.validate_for_add().expect_err("ADD refuses it");
+        assert!(e.to_string().contains("overlap"), "{e}");
+        let doc = r#"{"cniVersion":"1.1.0","name":"n","type":"vbridge","ipam":{"subnet":"10.1.0.0/24"},
+            "args":{"cni":{"ips":["10.1.0.5/33"]}}}"#;
+        let (_, nc, _) = NetConf::parse(doc.as_bytes()).expect("ok");
+        let c = IpamConfig::from_netconf(&nc, &CmdArgs::default()).expect("DEL can build it");
+        let e = c.validate_for_add().expect_err("ADD refuses it");
+        assert_eq!(e.code(), ErrorCode::InvalidConfig);
+        assert_eq!(
+            e.to_string().matches("invalid network config").count(),
+            1,
+            "{e}"
+        );
+        assert!(e.to_string().contains("args.cni.ips[0]"), "{e}");
     }
 
     #[test]
@@ -550,6 +592,7 @@ mod tests {
             r#"{"subnet":"10.9.0.0/24"}"#,
             r#"[[{"subnet":"10.9.0.0/24"}]]"#,
         )
+        .and_then(|c| c.validate_for_add())
         .expect_err("overlap, as host-local");
         assert!(e.to_string().contains("overlap"), "{e}");
         let i = with(r#"{}"#, r#"[[{"subnet":"10.9.0.0/24"}]]"#).expect("runtime only");

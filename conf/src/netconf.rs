@@ -360,11 +360,6 @@ impl NetConf {
     /// What every verb needs to be right: the names DEL, CHECK and GC use to find what an
     /// ADD made. Value checks that only matter for building it are in `validate_for_add`.
     pub fn validate(&self) -> Result<(), Error> {
-        if let Some(v) = self.vlan {
-            if v > 4094 {
-                return Err(Error::config(format!("\"vlan\" {v} is outside 0-4094")));
-            }
-        }
         if let Some(b) = &self.bridge {
             if let Some(p) = crate::validate::interface_name_problem(b).filter(|_| !b.is_empty()) {
                 return Err(Error::config(format!("\"bridge\" {b:?} {p}")));
@@ -374,6 +369,11 @@ impl NetConf {
     }
 
     fn validate_values(&self) -> Result<(), Error> {
+        if let Some(v) = self.vlan {
+            if v > 4094 {
+                return Err(Error::config(format!("\"vlan\" {v} is outside 0-4094")));
+            }
+        }
         if let Some(m) = self.mtu {
             if !(68..=65535).contains(&m) {
                 return Err(Error::config(format!("\"mtu\" {m} is outside 68-65535")));
@@ -534,6 +534,7 @@ mod tests {
             r#""hairpinMode":true,"promiscMode":true"#,
             r#""logLevel":"loud""#,
             r#""vlanTrunk":[{"id":5000}]"#,
+            r#""vlan":5000"#,
         ] {
             let doc = format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"vbridge",{extra}}}"#);
             let c = parse(&doc).expect(&doc);

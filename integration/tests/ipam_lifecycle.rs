@@ -1199,3 +1199,41 @@ fn enabledad_waits_for_detection_and_fails_on_a_duplicate() {
     rt.del(&d.att)
         .unwrap_or_else(|e| panic!("DEL after the failed ADD: {e}"));
 }
+
+/// Two dual-stack networks that both want the container's default routes: the second
+/// IPv6 default route joins the first as a multipath route (as with the reference), and
+/// CHECK reads multipath routes, so both networks pass it.
+#[test]
+fn two_dual_stack_networks_share_the_default_routes() {
+    let nets = [TestNet::new(), TestNet::new()];
+    let c = Container::new();
+    let mut done = Vec::new();
+    for (i, net) in nets.iter().enumerate() {
+        let v6 = format!("fd03:{:x}:{:x}::/64", std::process::id() & 0xffff, net.id);
+        let mut plugin = net.vbridge_plugin();
+        plugin["ipam"] = json!({
+            "type": "vbridge-ipam",
+            "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": v6}]],
+            "dataDir": net.ipam_dir(),
+        });
+        let rt = net.runtime(net.conflist(V, vec![plugin]));
+        let mut att = c.att.clone();
+        att.ifname = format!("net{i}");
+        rt.add(&att).unwrap_or_else(|e| panic!("ADD {i}: {e}"));
+        done.push((rt, att));
+    }
+    let v6_defaults = ip::ip_json(&c.ns, &["-6", "route", "show", "default"]);
+    let text = v6_defaults.to_string();
+    assert!(
+        text.contains("net0") && text.contains("net1"),
+        "both IPv6 default routes: {text}"
+    );
+    for (rt, att) in &done {
+        rt.check(att)
+            .unwrap_or_else(|e| panic!("CHECK {}: {e}", att.ifname));
+    }
+    for (rt, att) in &done {
+        rt.del(att)
+            .unwrap_or_else(|e| panic!("DEL {}: {e}", att.ifname));
+    }
+}

@@ -113,6 +113,25 @@ fn bridge_takes_no_router_advertisements_created_or_adopted() {
         .unwrap_or_default();
     assert!(flags.iter().any(|f| f == "PROMISC"), "{flags:?}");
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+
+    // An adopted bridge of an L2 network (no gateway of ours on it) may be the host's own
+    // uplink, configured by router advertisements: left as the host set it.
+    let net = TestNet::new();
+    ip::must_run_in(
+        &net.host,
+        &["ip", "link", "add", &net.bridge, "type", "bridge"],
+    );
+    ip::sysctl(
+        &net.host,
+        &format!("net.ipv6.conf.{}.accept_ra", net.bridge),
+        "1",
+    );
+    let l2 = json!({"type": "vbridge", "bridge": net.bridge, "stateDir": net.state_dir()});
+    let rt = net.runtime(net.conflist("1.1.0", vec![l2]));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(accept_ra(&net), "1", "adopted L2 bridge");
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }
 
 #[test]
@@ -206,4 +225,34 @@ fn force_address_replaces_a_stale_gateway_on_the_bridge() {
     for x in [&c, &d] {
         rt.del(&x.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     }
+}
+
+/// Two IPv4 range sets give a container two addresses and the bridge two gateways; with
+/// `forceAddress` neither gateway may push the other off the bridge.
+#[test]
+fn force_address_keeps_the_networks_other_gateway() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["forceAddress"] = json!(true);
+    plugin["ipam"] = json!({
+        "type": "vbridge-ipam", "dataDir": net.ipam_dir(),
+        "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": "10.254.10.0/24"}]],
+    });
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let second = (Ipv4Addr::new(10, 254, 10, 1), 24);
+    for _ in 0..2 {
+        let addrs = ip::addrs(&net.host, &net.bridge);
+        assert!(
+            addrs.contains(&(net.subnet.host(1), net.subnet.prefix)) && addrs.contains(&second),
+            "both gateways on the bridge: {addrs:?}"
+        );
+        assert!(ip::ping(&c.ns, second.0), "container → second gateway");
+        // Another ADD of the network changes nothing.
+        let d = Container::new();
+        rt.add(&d.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+        rt.del(&d.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    }
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }

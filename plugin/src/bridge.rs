@@ -13,18 +13,23 @@ pub struct BridgeSpec<'a> {
     pub mtu: Option<u32>,
     pub vlan_filtering: bool,
     pub promisc: bool,
+    /// The network puts its gateway on the bridge (`isGateway`): vbridge owns its L3.
+    pub gateway: bool,
 }
 
 pub const VLAN_FILTERING_MISSING: &str = "the running kernel has no bridge VLAN filtering \
 (CONFIG_BRIDGE_VLAN_FILTERING); use a kernel that has it or remove \"vlan\"/\"vlanTrunk\" from the config";
 
-/// Returns the bridge link, creating or adopting it. Either way it takes no router
-/// advertisements (see `sysctl::refuse_router_advertisements`).
+/// Returns the bridge link, creating or adopting it. A bridge vbridge created, or one
+/// that carries a network's gateway, takes no router advertisements (see
+/// `sysctl::refuse_router_advertisements`); an adopted L2 bridge keeps the host's
+/// setting, as it may carry the host's own uplink configured by them.
 pub async fn ensure(h: &Handle, s: &BridgeSpec<'_>) -> Result<LinkMessage> {
+    let mut created = false;
     let l = match link_by_name(h, s.name).await? {
         Some(l) => adopt(h, s, l).await?,
         None => {
-            let created = create(h, s).await?;
+            created = create(h, s).await?;
             let l = link_by_name(h, s.name).await?.ok_or_else(|| {
                 Error::Check(format!("bridge {} vanished right after creation", s.name))
             })?;
@@ -38,7 +43,9 @@ pub async fn ensure(h: &Handle, s: &BridgeSpec<'_>) -> Result<LinkMessage> {
             }
         }
     };
-    crate::sysctl::refuse_router_advertisements(s.name);
+    if created || s.gateway {
+        crate::sysctl::refuse_router_advertisements(s.name);
+    }
     Ok(l)
 }
 

@@ -53,6 +53,15 @@ impl<'a> IpamClient<'a> {
         })
     }
 
+    /// What the in-process IPAM would refuse on ADD, checked before anything else (and
+    /// before anything changes), so a bad config is reported as such.
+    pub fn validate_for_add(&self) -> Result<()> {
+        match self {
+            IpamClient::InProcess(cfg) => Ok(cfg.validate_for_add()?),
+            _ => Ok(()),
+        }
+    }
+
     pub fn add(&self, att: &Attachment) -> Result<CniResult> {
         match self {
             IpamClient::None => Ok(CniResult::default()),

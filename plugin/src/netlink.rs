@@ -402,13 +402,14 @@ pub async fn remove_conflicting_addresses(
     index: u32,
     ip: IpAddr,
     prefix: u8,
+    keep: &[IpAddr],
 ) -> Result<Vec<(IpAddr, u8)>> {
     let mut removed = Vec::new();
     for m in address_messages(h, index).await? {
         let Some(have) = address_of(&m) else {
             continue;
         };
-        if have == (ip, prefix) || !conflicts(have, (ip, prefix)) {
+        if have == (ip, prefix) || keep.contains(&have.0) || !conflicts(have, (ip, prefix)) {
             continue;
         }
         match h.address().del(m).execute().await {
@@ -442,10 +443,12 @@ fn conflicts(have: (IpAddr, u8), want: (IpAddr, u8)) -> bool {
 }
 
 /// Adds `route` through `index` via `gw` (the route's own or the family's gateway), with
-/// the CNI 1.1 route options it carries (priority, table, scope, mtu, advmss). A route
-/// the kernel already has for the same destination, table and metric is success only if
-/// it leads the same way (see `existing_route_agrees`): the result must not claim a route
-/// another one shadows.
+/// the CNI 1.1 route options it carries (priority, table, scope, mtu, advmss). When the
+/// kernel already has a route for the same destination, table and metric: one that leads
+/// the same way (or the kernel's route to a connected subnet) is kept as it is; another
+/// one — a container on two networks that both want its default route (Podman with two
+/// networks, Multus) — gets ours beside it, as the reference's non-exclusive add does
+/// (IPv4: ours first; IPv6: a multipath route).
 pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<()> {
     let dst = route.dst;
     let mut b = RouteMessageBuilder::<IpAddr>::new()
@@ -477,26 +480,50 @@ pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>
     if !metrics.is_empty() {
         msg.attributes.push(RouteAttribute::Metrics(metrics));
     }
+    let again = msg.clone();
     match h.route().add(msg).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(EEXIST) => {
             if existing_route_agrees(h, index, route, gw).await? {
                 return Ok(());
             }
-            Err(Error::netlink(
-                format!(
-                    "failed to add route {dst} via {gw:?}: the container already has a route to {dst} \
-                     through another gateway or interface (another network of this container \
-                     installs it? give \"isDefaultGateway\" or that route to one network only)"
-                ),
-                e,
-            ))
+            log::info!(
+                "route {dst} via {gw:?}: the container has another route there; adding beside it"
+            );
+            add_beside(h, again).await.map_err(|e| {
+                Error::netlink(
+                    format!("failed to add route {dst} via {gw:?} beside the existing one"),
+                    e,
+                )
+            })
         }
         Err(e) => Err(Error::netlink(
             format!("failed to add route {dst} via {gw:?}"),
             e,
         )),
     }
+}
+
+/// RTM_NEWROUTE without NLM_F_EXCL (rtnetlink's request always sets it): the kernel adds
+/// the route next to a different one of the same key; an identical one is EEXIST, fine.
+async fn add_beside(h: &Handle, msg: RouteMessage) -> std::result::Result<(), rtnetlink::Error> {
+    use futures_util::StreamExt;
+    use rtnetlink::packet_core::{
+        NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST,
+    };
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(msg));
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
+    let mut replies = h.clone().request(req)?;
+    while let Some(m) = replies.next().await {
+        if let NetlinkPayload::Error(e) = m.payload {
+            let err = rtnetlink::Error::NetlinkError(e);
+            if errno(&err) != Some(EEXIST) {
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the route that made the kernel answer EEXIST leads where `route` would: same
@@ -559,32 +586,48 @@ pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<LiveRoute>> {
     } else {
         IpAddr::V4(0.into())
     };
-    Ok(msgs
-        .iter()
-        .map(|m| {
-            let mut dst = zero;
-            let mut r = LiveRoute {
-                dst: ipnetwork::IpNetwork::from(zero),
-                gw: None,
-                oif: None,
-                table: u32::from(m.header.table),
-                priority: None,
-            };
-            for a in &m.attributes {
-                match a {
-                    RouteAttribute::Destination(d) => dst = route_addr(d).unwrap_or(zero),
-                    RouteAttribute::Gateway(g) => r.gw = route_addr(g),
-                    RouteAttribute::Oif(i) => r.oif = Some(*i),
-                    RouteAttribute::Table(t) => r.table = *t,
-                    RouteAttribute::Priority(p) => r.priority = Some(*p),
-                    _ => {}
-                }
+    let mut out = Vec::with_capacity(msgs.len());
+    for m in &msgs {
+        let mut dst = zero;
+        let mut r = LiveRoute {
+            dst: ipnetwork::IpNetwork::from(zero),
+            gw: None,
+            oif: None,
+            table: u32::from(m.header.table),
+            priority: None,
+        };
+        let mut hops = Vec::new();
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Destination(d) => dst = route_addr(d).unwrap_or(zero),
+                RouteAttribute::Gateway(g) => r.gw = route_addr(g),
+                RouteAttribute::Oif(i) => r.oif = Some(*i),
+                RouteAttribute::Table(t) => r.table = *t,
+                RouteAttribute::Priority(p) => r.priority = Some(*p),
+                RouteAttribute::MultiPath(nh) => hops.extend(nh.iter()),
+                _ => {}
             }
-            r.dst = ipnetwork::IpNetwork::new(dst, m.header.destination_prefix_length)
-                .unwrap_or_else(|_| ipnetwork::IpNetwork::from(zero));
-            r
-        })
-        .collect())
+        }
+        r.dst = ipnetwork::IpNetwork::new(dst, m.header.destination_prefix_length)
+            .unwrap_or_else(|_| ipnetwork::IpNetwork::from(zero));
+        if hops.is_empty() {
+            out.push(r);
+            continue;
+        }
+        // A multipath route (IPv6 routes added beside each other): one entry per next hop.
+        for hop in hops {
+            let gw = hop.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(g) => route_addr(g),
+                _ => None,
+            });
+            out.push(LiveRoute {
+                gw,
+                oif: Some(hop.interface_index),
+                ..r.clone()
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn route_addr(a: &rtnetlink::packet_route::route::RouteAddress) -> Option<IpAddr> {

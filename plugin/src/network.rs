@@ -116,7 +116,8 @@ fn schedule_teardown(st: &NetState, conf: &NetConf) -> Result<()> {
     if matches!(st.firewall(), Ok(None)) {
         return Ok(());
     }
-    let deadline_ms = now_ms() + delay.as_millis() as u64;
+    // Saturating: a DEL may carry a delay ADD would refuse.
+    let deadline_ms = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
     if let Some(t) = st.teardown().ok().flatten() {
         if reaper_running(conf, t.pid) {
             // A reaper is already waiting: just move its deadline.

@@ -14,10 +14,10 @@ fn write(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(|e| Error::io(format!("failed to set {path}"), e))
 }
 
-/// Host links with an IPv6 address on the pods' side (the bridge, a VLAN gateway end) take
-/// no router advertisements: a pod sending one would otherwise become the host's IPv6
-/// default router whenever forwarding is off (CVE-2020-10749); the reference does the
-/// same for its bridge. A host without IPv6 has nothing to set; a failure (a read-only
+/// A host link facing the pods (a bridge vbridge made or routes for, a VLAN gateway end)
+/// takes no router advertisements: a pod sending one would otherwise become the host's
+/// IPv6 default router whenever forwarding is off (CVE-2020-10749); the reference sets
+/// this on its bridge. A host without IPv6 has nothing to set; a failure (a read-only
 /// /proc/sys) is logged, not fatal, as in the reference.
 pub fn refuse_router_advertisements(ifname: &str) {
     let path = format!("/proc/sys/net/ipv6/conf/{ifname}/accept_ra");

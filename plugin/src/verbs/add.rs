@@ -29,6 +29,7 @@ pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
     super::addable(&conf)?;
     let ipam = IpamClient::new(&conf, req)?;
+    ipam.validate_for_add()?;
     let ns = Netns::open(&req.args.netns)?;
     ns.ensure_not_own()?;
     let rt = runtime()?;
@@ -185,6 +186,8 @@ impl<'a> Add<'a> {
                 mtu: self.conf.mtu,
                 vlan_filtering: vlan.is_some() || !trunk.is_empty(),
                 promisc: self.conf.promisc_mode,
+                // With a VLAN the gateway is on the VLAN's own link, not the bridge.
+                gateway: self.conf.gateway_mode() && vlan.is_none(),
             },
         )
         .await?;
@@ -424,7 +427,10 @@ impl<'a> Add<'a> {
                 continue;
             };
             if self.conf.force_address {
-                for (ip, p) in netlink::remove_conflicting_addresses(host, br, *gw, prefix).await? {
+                // The network's other gateways (two range sets of a family) stay.
+                let removed =
+                    netlink::remove_conflicting_addresses(host, br, *gw, prefix, gws).await?;
+                for (ip, p) in removed {
                     log::info!(
                         "forceAddress: removed {ip}/{p} to make way for gateway {gw}/{prefix}"
                     );
