@@ -183,3 +183,47 @@ fn foreign_link_with_the_host_veth_name_is_left_alone() {
         "DEL deleted the foreign link"
     );
 }
+
+/// A DEL takes the host end down and off the bridge and leaves the pair's deletion to a
+/// detached process (10-20 ms): an ADD of another network that reuses the interface name
+/// at once finishes that deletion instead of failing with 103. Staged here by retiring the
+/// host end the way DEL does, without the deletion.
+#[test]
+fn add_right_after_a_del_reuses_the_interface_name() {
+    // Two networks of one host: their own bridges and subnets.
+    let net = TestNet::new();
+    let c = Container::new();
+    let rt1 = net.runtime(net.conflist("1.1.0", vec![net.vbridge_plugin()]));
+    let mut other = net.vbridge_plugin();
+    other["bridge"] = json!(format!("{}b", net.bridge));
+    other["ipam"]["subnet"] = json!("10.254.20.0/24");
+    let mut list = net.conflist("1.1.0", vec![other]);
+    list["name"] = json!(format!("{}-b", net.name));
+    let rt2 = net.runtime(list);
+    let r1 = rt1.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let host_end = r1["interfaces"][1]["name"].as_str().expect("host veth");
+    ip::must_run_in(
+        &net.host,
+        &["ip", "link", "set", host_end, "down", "nomaster"],
+    );
+    let r2 = rt2
+        .add(&c.att)
+        .unwrap_or_else(|e| panic!("ADD reusing eth0 of a retired pair: {e}"));
+    assert!(
+        ip::link(&net.host, host_end).is_none(),
+        "the retired pair is gone"
+    );
+    assert!(
+        ip::ping(&c.ns, gateway_of(&r2)),
+        "eth0 → the new network's gateway"
+    );
+    rt2.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    rt1.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+
+    // A live pair of that name is not ours to finish.
+    let d = Container::new();
+    rt1.add(&d.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let err = rt2.add(&d.att).expect_err("eth0 is in use");
+    assert_eq!(err.code(), 103, "{err}");
+    rt1.del(&d.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}

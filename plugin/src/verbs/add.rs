@@ -104,7 +104,7 @@ impl<'a> Add<'a> {
                 }
             }
         }
-        if ctr.links.index(ifname)?.is_some() {
+        if ctr.links.index(ifname)?.is_some() && !finish_retired_pair(host, ctr, ifname).await? {
             return Err(Error::InterfaceExists(format!(
                 "interface {ifname:?} (CNI_IFNAME) already exists in netns {}",
                 self.ns.path()
@@ -543,6 +543,30 @@ fn chain(prev: CniResult, ours: CniResult) -> CniResult {
         out.dns = ours.dns;
     }
     out
+}
+
+/// Whether `ifname` in the container was the end of a pair some DEL retired a moment ago
+/// (its host end down, off the bridge, deletion pending in a detached process) — and is
+/// gone now: the ADD of another network that reuses the interface name right after that
+/// DEL finishes the deletion instead of failing with 103. Only a pair whose host end is
+/// ours by name and whose ends name each other counts.
+async fn finish_retired_pair(host: &Handle, ctr: &Container, ifname: &str) -> Result<bool> {
+    let Some(inner) = netlink::link_by_name(&ctr.nl, ifname).await? else {
+        return Ok(true);
+    };
+    let Some(peer) = netlink::link_peer_index(&inner) else {
+        return Ok(false);
+    };
+    let Some(outer) = netlink::link_by_index(host, peer).await? else {
+        return Ok(false);
+    };
+    let name = netlink::link_name(&outer).to_string();
+    let pair = netlink::link_peer_index(&outer) == Some(inner.header.index);
+    if !(pair && names::is_host_veth(&name) && netlink::is_retired(&outer)) {
+        return Ok(false);
+    }
+    netlink::delete_retired(host, peer, &name).await?;
+    Ok(ctr.links.index(ifname)?.is_none())
 }
 
 /// The gateway of each address: IPAM's, else (in gateway mode) the subnet's first
