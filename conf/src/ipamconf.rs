@@ -395,8 +395,12 @@ impl IpamConfig {
             }
         }
         requested.dedup();
+        // Only the ADD's result needs it: a DEL must not fail on a file gone since.
         let dns = match &sec.resolv_conf {
-            Some(p) if !p.is_empty() => parse_resolv_conf(p)?,
+            Some(p) if !p.is_empty() => parse_resolv_conf(p).unwrap_or_else(|e| {
+                add_problem.get_or_insert(e);
+                Dns::default()
+            }),
             _ => Dns::default(),
         };
         Ok(IpamConfig {
@@ -422,9 +426,10 @@ impl IpamConfig {
 }
 
 /// Reads nameserver/domain/search/options lines of a resolv.conf into `dns`.
-pub fn parse_resolv_conf(path: &str) -> Result<Dns, Error> {
+/// The message is the config error's (see `IpamConfig::add_problem`).
+pub fn parse_resolv_conf(path: &str) -> Result<Dns, String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::config(format!("ipam.resolvConf: cannot read {path}: {e}")))?;
+        .map_err(|e| format!("ipam.resolvConf: cannot read {path}: {e}"))?;
     Ok(dns_from_resolv(&text))
 }
 
@@ -494,6 +499,15 @@ mod tests {
             let e = conf(bad).and_then(|c| c.validate_for_add()).expect_err(bad);
             assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_resolv_conf_fails_add_only() {
+        let c = conf(r#"{"subnet":"10.1.0.0/24","resolvConf":"/nonexistent/resolv.conf"}"#)
+            .expect("DEL can build it");
+        let e = c.validate_for_add().expect_err("ADD refuses it");
+        assert_eq!(e.code(), ErrorCode::InvalidConfig);
+        assert!(e.to_string().contains("resolvConf"), "{e}");
     }
 
     #[test]

@@ -227,6 +227,26 @@ fn force_address_replaces_a_stale_gateway_on_the_bridge() {
     }
 }
 
+/// A subnet that changed size keeps its gateway address but not its old prefix: with
+/// `forceAddress` the gateway with the stale prefix goes (its connected route with it).
+#[test]
+fn force_address_replaces_the_gateway_with_a_stale_prefix() {
+    let net = TestNet::new();
+    let gw = net.subnet.host(1);
+    net.bridge_with_address(&format!("{gw}/16"));
+    let mut plugin = net.vbridge_plugin();
+    plugin["forceAddress"] = json!(true);
+    let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(
+        ip::addrs(&net.host, &net.bridge),
+        [(gw, net.subnet.prefix)],
+        "only the gateway with the network's prefix"
+    );
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}
+
 /// Two IPv4 range sets give a container two addresses and the bridge two gateways; with
 /// `forceAddress` neither gateway may push the other off the bridge.
 #[test]

@@ -117,7 +117,44 @@ fn second_default_route_goes_beside_the_first() {
         .unwrap_or_else(|e| panic!("CHECK one: {e}"));
     rt2.check(&second)
         .unwrap_or_else(|e| panic!("CHECK two: {e}"));
+    // A DEL of the second network first takes its host end down: from then on the
+    // container leaves through the first network, not into the dead link.
+    let host_end = r2["interfaces"][1]["name"].as_str().expect("host veth");
+    ip::must_run_in(
+        &two.host,
+        &["ip", "link", "set", host_end, "down", "nomaster"],
+    );
+    // The kernel marks the routes once its link watcher has seen the carrier go (ms).
+    let want = gateway_of(&r1).to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let via = loop {
+        let via = ip::ip_json(&c.ns, &["route", "get", "192.0.2.1"]);
+        if via[0]["gateway"].as_str() == Some(want.as_str()) || std::time::Instant::now() > deadline
+        {
+            break via;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        via[0]["gateway"].as_str(),
+        Some(want.as_str()),
+        "after the second network's host end went down: {via}"
+    );
     rt2.del(&second).unwrap_or_else(|e| panic!("DEL two: {e}"));
+
+    // A route that would take another interface's on-link subnet is refused.
+    let mut grab = two.vbridge_plugin();
+    grab["isDefaultGateway"] = json!(false);
+    grab["ipam"]["routes"] = json!([{"dst": one.subnet.to_string()}]);
+    let rt_grab = two.runtime(two.conflist("1.1.0", vec![grab]));
+    let err = rt_grab
+        .add(&second)
+        .expect_err("a route over another link's subnet");
+    assert_eq!(err.code(), 109, "{err}");
+    assert!(err.to_string().contains("on-link"), "{err}");
+    rt_grab
+        .del(&second)
+        .unwrap_or_else(|e| panic!("DEL after the refused ADD: {e}"));
 
     let mut own = two.vbridge_plugin();
     own["isDefaultGateway"] = json!(false);

@@ -13,7 +13,8 @@ pub struct BridgeSpec<'a> {
     pub mtu: Option<u32>,
     pub vlan_filtering: bool,
     pub promisc: bool,
-    /// The network puts its gateway on the bridge (`isGateway`): vbridge owns its L3.
+    /// Gateway mode without a VLAN: the network's gateway (if it has addresses) goes on
+    /// the bridge, vbridge owns its L3.
     pub gateway: bool,
 }
 

@@ -206,6 +206,10 @@ pub async fn suppress_ipv6_link_local(h: &Handle, index: u32) -> Result<()> {
 pub async fn enable_arp_notify(h: &Handle, index: u32) -> Result<()> {
     let mut conf = InetDevConf::default();
     conf.arp_notify = 1;
+    // Same message, no extra cost: once a DEL has taken this pair's host end down, its
+    // routes (a default route added beside another network's) stop being used at once
+    // instead of black-holing until the pair is deleted.
+    conf.ignore_routes_with_linkdown = 1;
     let msg = LinkUnspec::new_with_index(index)
         .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
             AfSpecInet::DevConfRequest(conf),
@@ -402,14 +406,14 @@ pub async fn remove_conflicting_addresses(
     index: u32,
     ip: IpAddr,
     prefix: u8,
-    keep: &[IpAddr],
+    keep: &[(IpAddr, u8)],
 ) -> Result<Vec<(IpAddr, u8)>> {
     let mut removed = Vec::new();
     for m in address_messages(h, index).await? {
         let Some(have) = address_of(&m) else {
             continue;
         };
-        if have == (ip, prefix) || keep.contains(&have.0) || !conflicts(have, (ip, prefix)) {
+        if have == (ip, prefix) || keep.contains(&have) || !conflicts(have, (ip, prefix)) {
             continue;
         }
         match h.address().del(m).execute().await {
@@ -446,9 +450,11 @@ fn conflicts(have: (IpAddr, u8), want: (IpAddr, u8)) -> bool {
 /// the CNI 1.1 route options it carries (priority, table, scope, mtu, advmss). When the
 /// kernel already has a route for the same destination, table and metric: one that leads
 /// the same way (or the kernel's route to a connected subnet) is kept as it is; another
-/// one — a container on two networks that both want its default route (Podman with two
-/// networks, Multus) — gets ours beside it, as the reference's non-exclusive add does
-/// (IPv4: ours first; IPv6: a multipath route).
+/// one via a gateway — a container on two networks that both want its default route
+/// (Podman with two networks, Multus) — gets ours beside it, as the reference's
+/// non-exclusive add does (IPv4: ours first; IPv6: a multipath route when both are
+/// gateway routes not learnt from router advertisements, else a second route after it);
+/// an on-link route of another interface is refused (109), ours would take its traffic.
 pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>) -> Result<()> {
     let dst = route.dst;
     let mut b = RouteMessageBuilder::<IpAddr>::new()
@@ -483,20 +489,27 @@ pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>
     let again = msg.clone();
     match h.route().add(msg).execute().await {
         Ok(()) => Ok(()),
-        Err(e) if errno(&e) == Some(EEXIST) => {
-            if existing_route_agrees(h, index, route, gw).await? {
-                return Ok(());
+        Err(e) if errno(&e) == Some(EEXIST) => match existing_route(h, index, route, gw).await? {
+            Existing::Same => Ok(()),
+            Existing::OtherGateway => {
+                log::info!(
+                    "route {dst} via {gw:?}: the container has another route there; adding beside it"
+                );
+                add_beside(h, again).await.map_err(|e| {
+                    Error::netlink(
+                        format!("failed to add route {dst} via {gw:?} beside the existing one"),
+                        e,
+                    )
+                })
             }
-            log::info!(
-                "route {dst} via {gw:?}: the container has another route there; adding beside it"
-            );
-            add_beside(h, again).await.map_err(|e| {
-                Error::netlink(
-                    format!("failed to add route {dst} via {gw:?} beside the existing one"),
-                    e,
-                )
-            })
-        }
+            Existing::OnLink => Err(Error::netlink(
+                format!(
+                    "failed to add route {dst} via {gw:?}: {dst} is on-link through another \
+                     interface of the container, and this route would take that traffic"
+                ),
+                e,
+            )),
+        },
         Err(e) => Err(Error::netlink(
             format!("failed to add route {dst} via {gw:?}"),
             e,
@@ -526,15 +539,24 @@ async fn add_beside(h: &Handle, msg: RouteMessage) -> std::result::Result<(), rt
     Ok(())
 }
 
-/// Whether the route that made the kernel answer EEXIST leads where `route` would: same
-/// destination, table and metric, through `index`, via `gw` — or, without a gateway, the
-/// kernel's own route to a connected subnet (a config listing its own subnet as a route).
-async fn existing_route_agrees(
+/// What made the kernel answer EEXIST for `route`.
+enum Existing {
+    /// A route of the same key through `index` via the same gateway, or the kernel's own
+    /// route to this link's connected subnet (a config listing its own subnet).
+    Same,
+    /// A route of the same key via a gateway, through another interface or gateway: ours
+    /// goes beside it, as with the reference.
+    OtherGateway,
+    /// An on-link route of another interface: ours would take its traffic.
+    OnLink,
+}
+
+async fn existing_route(
     h: &Handle,
     index: u32,
     route: &Route,
     gw: Option<IpAddr>,
-) -> Result<bool> {
+) -> Result<Existing> {
     const RT_TABLE_MAIN: u32 = 254;
     let table = route.table.filter(|t| *t != 0).unwrap_or(RT_TABLE_MAIN);
     // The kernel's default metric: none for IPv4, 1024 for IPv6.
@@ -545,13 +567,24 @@ async fn existing_route_agrees(
         .unwrap_or(if v6 { 1024 } else { 0 });
     let dst = (route.dst.network(), route.dst.prefix());
     let live = routes(h, v6).await?;
-    Ok(live.iter().any(|l| {
-        (l.dst.network(), l.dst.prefix()) == dst
-            && l.table == table
-            && l.priority.unwrap_or(0) == metric
-            && l.oif == Some(index)
-            && (l.gw == gw || l.gw.is_none())
-    }))
+    let same_key: Vec<&LiveRoute> = live
+        .iter()
+        .filter(|l| {
+            (l.dst.network(), l.dst.prefix()) == dst
+                && l.table == table
+                && l.priority.unwrap_or(0) == metric
+        })
+        .collect();
+    if same_key
+        .iter()
+        .any(|l| l.oif == Some(index) && (l.gw == gw || l.gw.is_none()))
+    {
+        return Ok(Existing::Same);
+    }
+    if !same_key.is_empty() && same_key.iter().all(|l| l.gw.is_none()) {
+        return Ok(Existing::OnLink);
+    }
+    Ok(Existing::OtherGateway)
 }
 
 /// One installed route, as CHECK compares it.

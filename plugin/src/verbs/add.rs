@@ -17,7 +17,7 @@ use conf::result::{Interface, IpConfig, Route};
 use conf::skel::Request;
 use conf::{Attachment, CniResult};
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::link::{InfoKind, LinkMessage};
 use rtnetlink::{Handle, LinkBridgePort};
 use std::net::IpAddr;
 
@@ -417,19 +417,21 @@ impl<'a> Add<'a> {
         if !self.conf.gateway_mode() {
             return Ok(());
         }
-        for gw in gws {
-            let Some(prefix) = r
-                .ips
-                .iter()
-                .find(|i| i.address.contains(*gw))
+        let prefix_of = |gw: IpAddr| {
+            (r.ips.iter())
+                .find(|i| i.address.contains(gw))
                 .map(|i| i.address.prefix())
-            else {
-                continue;
-            };
+        };
+        // The network's gateways as this ADD puts them (two range sets of a family have
+        // two): forceAddress removes neither, but does remove one of them with a stale
+        // prefix (a subnet that changed size).
+        let ours: Vec<(IpAddr, u8)> = (gws.iter())
+            .filter_map(|g| prefix_of(*g).map(|p| (*g, p)))
+            .collect();
+        for &(gw, prefix) in &ours {
             if self.conf.force_address {
-                // The network's other gateways (two range sets of a family) stay.
                 let removed =
-                    netlink::remove_conflicting_addresses(host, br, *gw, prefix, gws).await?;
+                    netlink::remove_conflicting_addresses(host, br, gw, prefix, &ours).await?;
                 for (ip, p) in removed {
                     log::info!(
                         "forceAddress: removed {ip}/{p} to make way for gateway {gw}/{prefix}"
@@ -437,7 +439,7 @@ impl<'a> Add<'a> {
                     self.displaced.borrow_mut().push((br, ip, p));
                 }
             }
-            netlink::add_address(host, br, *gw, prefix, true).await?;
+            netlink::add_address(host, br, gw, prefix, true).await?;
             if gw.is_ipv4() {
                 sysctl::enable_ipv4_forwarding()?;
             } else {
@@ -561,7 +563,10 @@ async fn finish_retired_pair(host: &Handle, ctr: &Container, ifname: &str) -> Re
         return Ok(false);
     };
     let name = netlink::link_name(&outer).to_string();
-    let pair = netlink::link_peer_index(&outer) == Some(inner.header.index);
+    let veths = [&inner, &outer]
+        .iter()
+        .all(|l| netlink::link_kind(l) == Some(&InfoKind::Veth));
+    let pair = veths && netlink::link_peer_index(&outer) == Some(inner.header.index);
     if !(pair && names::is_host_veth(&name) && netlink::is_retired(&outer)) {
         return Ok(false);
     }

@@ -128,6 +128,9 @@ async fn check_container(
         let dst = (r.dst.network(), r.dst.prefix());
         let found = tables[fam].iter().flatten().any(|l| {
             (l.dst.network(), l.dst.prefix()) == dst
+                // Through this interface: another network's route of the same key may sit
+                // beside ours.
+                && l.oif == Some(link.header.index)
                 && (r.gw.is_none() || l.gw == r.gw)
                 && table.is_none_or(|t| l.table == t)
                 && priority.is_none_or(|p| l.priority == Some(p))
