@@ -457,16 +457,27 @@ fn default_gw(ns: &integration::Netns, family: &str) -> Option<String> {
         .find_map(|r| r["gateway"].as_str().map(str::to_string))
 }
 
-#[test]
-fn dual_stack_no_dad_stall() {
-    let net = TestNet::new();
-    let v6 = format!("fd00:{:x}:{:x}::/64", std::process::id() & 0xffff, net.id);
+/// The fixture's vbridge plugin with one IPv4 and one IPv6 range set; `tag` makes the
+/// IPv6 subnet (`fd<tag>:<pid>:<net>::/64`) differ between tests.
+fn dual_stack_plugin(net: &TestNet, tag: u8) -> Value {
+    let v6 = format!(
+        "fd{tag:02x}:{:x}:{:x}::/64",
+        std::process::id() & 0xffff,
+        net.id
+    );
     let mut plugin = net.vbridge_plugin();
     plugin["ipam"] = json!({
         "type": "vbridge-ipam",
         "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": v6}]],
         "dataDir": net.ipam_dir(),
     });
+    plugin
+}
+
+#[test]
+fn dual_stack_no_dad_stall() {
+    let net = TestNet::new();
+    let plugin = dual_stack_plugin(&net, 0x00);
     let rt = net.runtime(net.conflist(V, vec![plugin]));
     let c = Container::new();
     let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
@@ -1121,13 +1132,7 @@ fn gc_with_null_lists_releases_every_reservation() {
 #[test]
 fn dual_stack_add_into_a_namespace_with_ipv6_disabled() {
     let net = TestNet::new();
-    let v6 = format!("fd01:{:x}:{:x}::/64", std::process::id() & 0xffff, net.id);
-    let mut plugin = net.vbridge_plugin();
-    plugin["ipam"] = json!({
-        "type": "vbridge-ipam",
-        "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": v6}]],
-        "dataDir": net.ipam_dir(),
-    });
+    let plugin = dual_stack_plugin(&net, 0x01);
     let rt = net.runtime(net.conflist(V, vec![plugin]));
     let c = Container::new();
     ip::sysctl(&c.ns, "net.ipv6.conf.default.disable_ipv6", "1");
@@ -1156,13 +1161,8 @@ fn dual_stack_add_into_a_namespace_with_ipv6_disabled() {
 fn enabledad_waits_for_detection_and_fails_on_a_duplicate() {
     let net = TestNet::new();
     let prefix = format!("fd02:{:x}:{:x}", std::process::id() & 0xffff, net.id);
-    let mut plugin = net.vbridge_plugin();
+    let mut plugin = dual_stack_plugin(&net, 0x02);
     plugin["enabledad"] = json!(true);
-    plugin["ipam"] = json!({
-        "type": "vbridge-ipam",
-        "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": format!("{prefix}::/64")}]],
-        "dataDir": net.ipam_dir(),
-    });
     let rt = net.runtime(net.conflist(V, vec![plugin.clone()]));
     let c = Container::new();
     rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
@@ -1209,14 +1209,7 @@ fn two_dual_stack_networks_share_the_default_routes() {
     let c = Container::new();
     let mut done = Vec::new();
     for (i, net) in nets.iter().enumerate() {
-        let v6 = format!("fd03:{:x}:{:x}::/64", std::process::id() & 0xffff, net.id);
-        let mut plugin = net.vbridge_plugin();
-        plugin["ipam"] = json!({
-            "type": "vbridge-ipam",
-            "ranges": [[{"subnet": net.subnet.to_string()}], [{"subnet": v6}]],
-            "dataDir": net.ipam_dir(),
-        });
-        let rt = net.runtime(net.conflist(V, vec![plugin]));
+        let rt = net.runtime(net.conflist(V, vec![dual_stack_plugin(net, 0x03)]));
         let mut att = c.att.clone();
         att.ifname = format!("net{i}");
         rt.add(&att).unwrap_or_else(|e| panic!("ADD {i}: {e}"));

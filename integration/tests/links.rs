@@ -74,6 +74,20 @@ fn bridge_mac_is_pinned_and_mtu_is_applied() {
     }
 }
 
+/// The world's bridge, made beforehand (to be adopted) with the kernel's default for a
+/// host link: taking router advertisements.
+fn bridge_taking_router_advertisements(net: &TestNet) {
+    ip::must_run_in(
+        &net.host,
+        &["ip", "link", "add", &net.bridge, "type", "bridge"],
+    );
+    ip::sysctl(
+        &net.host,
+        &format!("net.ipv6.conf.{}.accept_ra", net.bridge),
+        "1",
+    );
+}
+
 /// A pod that sends an IPv6 router advertisement must not become the host's default router
 /// (CVE-2020-10749): the bridge — created or adopted — takes none. An adopted bridge also
 /// gets `promiscMode`, as the reference gives it.
@@ -93,15 +107,7 @@ fn bridge_takes_no_router_advertisements_created_or_adopted() {
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 
     let net = TestNet::new();
-    ip::must_run_in(
-        &net.host,
-        &["ip", "link", "add", &net.bridge, "type", "bridge"],
-    );
-    ip::sysctl(
-        &net.host,
-        &format!("net.ipv6.conf.{}.accept_ra", net.bridge),
-        "1",
-    );
+    bridge_taking_router_advertisements(&net);
     let mut plugin = net.vbridge_plugin();
     plugin["promiscMode"] = json!(true);
     let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
@@ -117,15 +123,7 @@ fn bridge_takes_no_router_advertisements_created_or_adopted() {
     // An adopted bridge of an L2 network (no gateway of ours on it) may be the host's own
     // uplink, configured by router advertisements: left as the host set it.
     let net = TestNet::new();
-    ip::must_run_in(
-        &net.host,
-        &["ip", "link", "add", &net.bridge, "type", "bridge"],
-    );
-    ip::sysctl(
-        &net.host,
-        &format!("net.ipv6.conf.{}.accept_ra", net.bridge),
-        "1",
-    );
+    bridge_taking_router_advertisements(&net);
     let l2 = json!({"type": "vbridge", "bridge": net.bridge, "stateDir": net.state_dir()});
     let rt = net.runtime(net.conflist("1.1.0", vec![l2]));
     let c = Container::new();
