@@ -198,12 +198,13 @@ pub async fn suppress_ipv6_link_local(h: &Handle, index: u32) -> Result<()> {
     .await
 }
 
-/// `arp_notify` on link `index`: a gratuitous ARP for its IPv4 addresses whenever it comes
-/// up. A new pod often gets the address of one just deleted, and the host (or a peer)
-/// may still hold a reachable neighbour entry naming the old pod's MAC for up to 45 s;
-/// unannounced, the new pod is unreachable from there until that entry is re-probed
-/// (~5 s). The reference plugin sets it too.
-pub async fn enable_arp_notify(h: &Handle, index: u32) -> Result<()> {
+/// The container end's IPv4 settings, in one message. `arp_notify`: a gratuitous ARP for
+/// its IPv4 addresses whenever it comes up. A new pod often gets the address of one just
+/// deleted, and the host (or a peer) may still hold a reachable neighbour entry naming the
+/// old pod's MAC for up to 45 s; unannounced, the new pod is unreachable from there until
+/// that entry is re-probed (~5 s). The reference plugin sets it too.
+/// `ignore_routes_with_linkdown`: see below.
+pub async fn set_container_ipv4_conf(h: &Handle, index: u32) -> Result<()> {
     let mut conf = InetDevConf::default();
     conf.arp_notify = 1;
     // Same message, no extra cost: once a DEL has taken this pair's host end down, its
@@ -216,7 +217,7 @@ pub async fn enable_arp_notify(h: &Handle, index: u32) -> Result<()> {
         ])]))
         .build();
     change_link(h, msg, EAFNOSUPPORT, || {
-        format!("failed to set arp_notify on link #{index}")
+        format!("failed to set arp_notify and ignore_routes_with_linkdown on link #{index}")
     })
     .await
 }
@@ -342,7 +343,8 @@ async fn address_messages(h: &Handle, index: u32) -> Result<Vec<AddressMessage>>
 
 /// With `enabledad`: waits until none of the IPv6 `addrs` on link `index` is tentative any
 /// more, as the reference does, so the ADD returns addresses the pod can bind. A failed
-/// detection, or one still running after `limit` (it takes about a second), is an error.
+/// detection, or one still running after `limit` (1–2 s with the kernel's defaults), is
+/// an error.
 pub async fn settle_ipv6(
     h: &Handle,
     index: u32,

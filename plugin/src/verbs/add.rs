@@ -366,7 +366,7 @@ impl<'a> Add<'a> {
         // then routes: a gateway is only reachable through a link that is up. (Asking for
         // IFF_UP on the peer at creation fails with ENOTCONN.)
         if r.ips.iter().any(|ip| ip.address.is_ipv4()) {
-            netlink::enable_arp_notify(ctr, idx).await?;
+            netlink::set_container_ipv4_conf(ctr, idx).await?;
         }
         for ip in &r.ips {
             let (addr, prefix) = (ip.address.ip(), ip.address.prefix());
