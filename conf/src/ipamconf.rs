@@ -102,7 +102,8 @@ pub struct IpamConfig {
     pub exclude: Vec<IpNetwork>,
     /// Addresses the runtime asked for (runtimeConfig.ips, args.cni.ips, CNI_ARGS IP=).
     pub requested: Vec<IpAddr>,
-    pub dns: Dns,
+    /// `resolvConf`, read only by ADD (`dns`): DEL, CHECK and GC never need it.
+    pub resolv_conf: Option<PathBuf>,
     /// What only an ADD (and STATUS) refuses, found while building the config: a DEL,
     /// CHECK or GC of a config an ADD refused — or that an older version accepted — must
     /// still find the store and release.
@@ -395,14 +396,11 @@ impl IpamConfig {
             }
         }
         requested.dedup();
-        // Only the ADD's result needs it: a DEL must not fail on a file gone since.
-        let dns = match &sec.resolv_conf {
-            Some(p) if !p.is_empty() => parse_resolv_conf(p).unwrap_or_else(|e| {
-                add_problem.get_or_insert(e);
-                Dns::default()
-            }),
-            _ => Dns::default(),
-        };
+        let resolv_conf = sec
+            .resolv_conf
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from);
         Ok(IpamConfig {
             network: network.to_string(),
             range_sets,
@@ -415,9 +413,18 @@ impl IpamConfig {
             ),
             exclude,
             requested,
-            dns,
+            resolv_conf,
             add_problem,
         })
+    }
+
+    /// The result's DNS: `resolvConf` read now (ADD only; a DEL must not depend on a
+    /// file that may be gone since).
+    pub fn dns(&self) -> Result<Dns, Error> {
+        match &self.resolv_conf {
+            Some(p) => parse_resolv_conf(&p.to_string_lossy()).map_err(Error::config),
+            None => Ok(Dns::default()),
+        }
     }
 
     pub fn is_excluded(&self, ip: IpAddr) -> bool {
@@ -504,8 +511,8 @@ mod tests {
     #[test]
     fn an_unreadable_resolv_conf_fails_add_only() {
         let c = conf(r#"{"subnet":"10.1.0.0/24","resolvConf":"/nonexistent/resolv.conf"}"#)
-            .expect("DEL can build it");
-        let e = c.validate_for_add().expect_err("ADD refuses it");
+            .expect("DEL can build it (and never reads the file)");
+        let e = c.dns().expect_err("ADD reads it");
         assert_eq!(e.code(), ErrorCode::InvalidConfig);
         assert!(e.to_string().contains("resolvConf"), "{e}");
     }

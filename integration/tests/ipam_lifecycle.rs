@@ -1230,3 +1230,32 @@ fn two_dual_stack_networks_share_the_default_routes() {
             .unwrap_or_else(|e| panic!("DEL {}: {e}", att.ifname));
     }
 }
+
+/// `resolvConf` is read by ADD only: the file gone after an ADD (a node's resolver
+/// reconfigured) must not stop the DEL from releasing; the next ADD reports it (7).
+#[test]
+fn resolv_conf_is_read_by_add_only() {
+    for bin in [Bin::Ipam, Bin::Vbridge] {
+        let net = TestNet::new();
+        let file = net.tmp.sub("resolv.conf");
+        fs::write(&file, "nameserver 192.0.2.53\nsearch example.test\n").expect("write");
+        let mut conf = net.flat_config("1.1.0");
+        conf["ipam"]["resolvConf"] = json!(file);
+        let sub = subject(&net, bin);
+        let att = sub.att.clone();
+        let res = add_ok(&net, bin, &att, &conf);
+        assert_eq!(res["dns"]["nameservers"][0], "192.0.2.53", "{res}");
+        fs::remove_file(&file).expect("rm");
+        del_ok(&net, bin, &att, &conf);
+        assert!(
+            holdings(&net, &net.name).is_empty(),
+            "{bin:?} DEL released nothing"
+        );
+        let out = call(&net, bin, "ADD", &att, &conf);
+        assert_eq!(out.cni_error().map(|e| e.code), Some(7), "{bin:?}: {out}");
+        assert!(
+            holdings(&net, &net.name).is_empty(),
+            "{bin:?} refused ADD reserved"
+        );
+    }
+}

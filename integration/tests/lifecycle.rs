@@ -204,6 +204,76 @@ fn add_passes_a_prev_result_on() {
     assert!(del.success(), "{del}");
 }
 
+/// vbridge chained after a plugin that made another interface with its own route: CHECK
+/// of the chain's result finds that route (through the other interface) and vbridge's.
+/// A route to the network's own subnet via its gateway is the kernel's connected route:
+/// ADD keeps it and CHECK accepts it.
+#[test]
+fn check_of_a_chained_result_and_of_an_own_subnet_route() {
+    let net = TestNet::new();
+    let c = Container::new();
+    for cmd in [
+        &[
+            "ip", "link", "add", "net9", "type", "veth", "peer", "name", "net9p",
+        ][..],
+        &["ip", "link", "set", "net9", "up"],
+        &["ip", "link", "set", "net9p", "up"],
+        &["ip", "addr", "add", "192.0.2.9/24", "dev", "net9"],
+        &[
+            "ip",
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            "192.0.2.1",
+            "dev",
+            "net9",
+        ],
+    ] {
+        ip::must_run_in(&c.ns, cmd);
+    }
+    let mut conf = net.flat_config("1.1.0");
+    conf["ipam"]["routes"] = serde_json::json!([
+        {"dst": net.subnet.to_string(), "gw": net.subnet.host(1).to_string()}
+    ]);
+    conf["prevResult"] = serde_json::json!({
+        "cniVersion": "1.1.0",
+        "interfaces": [{"name": "net9", "sandbox": c.att.netns}],
+        "ips": [{"address": "192.0.2.9/24", "interface": 0}],
+        "routes": [{"dst": "198.51.100.0/24", "gw": "192.0.2.1"}]
+    });
+    let out = net.vbridge("ADD", &c.att, &conf);
+    assert!(out.success(), "{out}");
+    let mut check = conf.clone();
+    check["prevResult"] = serde_json::from_str(&out.stdout).expect("result JSON");
+    let out = net.vbridge("CHECK", &c.att, &check);
+    assert!(out.success(), "CHECK of the chain's result: {out}");
+    ip::must_run_in(&c.ns, &["ip", "route", "del", "198.51.100.0/24"]);
+    let out = net.vbridge("CHECK", &c.att, &check);
+    assert_eq!(out.cni_error().map(|e| e.code), Some(111), "{out}");
+    let del = net.vbridge("DEL", &c.att, &check);
+    assert!(del.success(), "{del}");
+}
+
+/// A netns with an `unreachable` default route (a runtime's placeholder): vbridge's
+/// default route goes beside it and takes over, as with the reference.
+#[test]
+fn default_route_goes_beside_an_unreachable_one() {
+    let net = TestNet::new();
+    let c = Container::new();
+    ip::must_run_in(&c.ns, &["ip", "route", "add", "unreachable", "default"]);
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let via = ip::ip_json(&c.ns, &["route", "get", "192.0.2.1"]);
+    assert_eq!(
+        via[0]["gateway"].as_str(),
+        Some(integration::result::gateway_of(&res).to_string().as_str()),
+        "{via}"
+    );
+    rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}
+
 /// CNI 1.1 route options from the IPAM config reach the result and the container, and
 /// CHECK holds the container to them.
 #[test]

@@ -13,7 +13,9 @@ use rtnetlink::packet_route::link::{
     AfSpecInet, AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InetDevConf, InfoData, InfoKind,
     InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
-use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteMetric, RouteScope};
+use rtnetlink::packet_route::route::{
+    RouteAttribute, RouteMessage, RouteMetric, RouteScope, RouteType,
+};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use std::net::IpAddr;
@@ -583,7 +585,11 @@ async fn existing_route(
     {
         return Ok(Existing::Same);
     }
-    if !same_key.is_empty() && same_key.iter().all(|l| l.gw.is_none()) {
+    // Only plain on-link routes of another interface; a blackhole, an unreachable route
+    // or one via a gateway gets ours beside it, as with the reference.
+    let on_link_elsewhere =
+        |l: &&LiveRoute| l.unicast && l.gw.is_none() && l.oif.is_some_and(|o| o != index);
+    if !same_key.is_empty() && same_key.iter().all(on_link_elsewhere) {
         return Ok(Existing::OnLink);
     }
     Ok(Existing::OtherGateway)
@@ -595,6 +601,8 @@ pub struct LiveRoute {
     pub dst: ipnetwork::IpNetwork,
     pub gw: Option<IpAddr>,
     pub oif: Option<u32>,
+    /// A plain route (not blackhole, unreachable, local, ...).
+    pub unicast: bool,
     pub table: u32,
     pub priority: Option<u32>,
 }
@@ -628,6 +636,7 @@ pub async fn routes(h: &Handle, v6: bool) -> Result<Vec<LiveRoute>> {
             dst: ipnetwork::IpNetwork::from(zero),
             gw: None,
             oif: None,
+            unicast: m.header.kind == RouteType::Unicast,
             table: u32::from(m.header.table),
             priority: None,
         };

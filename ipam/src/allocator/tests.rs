@@ -164,7 +164,7 @@ fn dual_stack_gets_one_address_per_family() {
     let mut st = MemStore::new("b");
     let got = assign(&c, &mut st, &att("a")).expect("ok");
     assert_eq!(got, vec![ip("10.0.0.2"), ip("fd00:1::2")]);
-    let r = crate::result(&c, &got);
+    let r = crate::result(&c, &got, c.dns().expect("dns"));
     assert_eq!(r.ips[0].address.to_string(), "10.0.0.2/24");
     assert_eq!(r.ips[0].gateway, Some(ip("10.0.0.1")));
     assert_eq!(r.ips[1].address.to_string(), "fd00:1::2/64");
@@ -207,7 +207,7 @@ fn multiple_ranges_in_a_set_are_one_pool() {
     let mut st = MemStore::new("b");
     let got: Vec<String> = (0..4).map(|i| one(&c, &mut st, &format!("c{i}"))).collect();
     assert_eq!(got, ["10.0.0.10", "10.0.0.11", "10.0.1.10", "10.0.1.11"]);
-    let r = crate::result(&c, &[ip("10.0.1.10")]);
+    let r = crate::result(&c, &[ip("10.0.1.10")], c.dns().expect("dns"));
     assert_eq!(
         r.ips[0].gateway,
         Some(ip("10.0.1.1")),

@@ -3,7 +3,7 @@
 use crate::allocator::{self, range_of};
 use crate::Error;
 use conf::ipamconf::IpamConfig;
-use conf::result::IpConfig;
+use conf::result::{Dns, IpConfig};
 use conf::{Attachment, CniResult};
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
@@ -11,6 +11,8 @@ use std::net::IpAddr;
 /// Reserves addresses for `att` and returns the abbreviated IPAM result.
 pub fn add(cfg: &IpamConfig, att: &Attachment) -> Result<CniResult, Error> {
     cfg.validate_for_add()?;
+    // Before anything is reserved: an unreadable resolvConf fails the ADD with nothing done.
+    let dns = cfg.dns()?;
     let mut store = super::lock(cfg, true)?;
     let ips = allocator::assign(cfg, &mut store, att)?;
     log::info!(
@@ -20,12 +22,12 @@ pub fn add(cfg: &IpamConfig, att: &Attachment) -> Result<CniResult, Error> {
         att.ifname,
         join(&ips)
     );
-    Ok(result(cfg, &ips))
+    Ok(result(cfg, &ips, dns))
 }
 
 /// The abbreviated result an IPAM plugin returns: no interfaces, each address with its
-/// range's prefix and gateway, the configured routes and DNS.
-pub fn result(cfg: &IpamConfig, ips: &[IpAddr]) -> CniResult {
+/// range's prefix and gateway, the configured routes and `dns`.
+pub fn result(cfg: &IpamConfig, ips: &[IpAddr], dns: Dns) -> CniResult {
     let ips = ips
         .iter()
         .map(|ip| {
@@ -43,7 +45,7 @@ pub fn result(cfg: &IpamConfig, ips: &[IpAddr]) -> CniResult {
         interfaces: Vec::new(),
         ips,
         routes: cfg.routes.clone(),
-        dns: cfg.dns.clone(),
+        dns,
     }
 }
 

@@ -126,12 +126,20 @@ async fn check_container(
         // ADD installs the destination's network (a config may keep host bits, as in
         // "10.96.0.1/12"); the kernel reports it so.
         let dst = (r.dst.network(), r.dst.prefix());
+        // Our routes go through our interface (another network's route of the same key may
+        // sit beside them); prevResult also carries earlier plugins' routes through other
+        // interfaces, which are only looked up. A route to our own subnet is the kernel's
+        // connected route (ADD keeps it, gateway or not).
+        let own_subnet = ours.iter().any(|n| (n.network(), n.prefix()) == dst);
+        let via_ours = match r.gw {
+            Some(g) => ours.iter().any(|n| n.contains(g)),
+            None => ours.iter().any(|n| n.is_ipv4() == r.dst.is_ipv4()),
+        };
+        let through_ours = own_subnet || via_ours;
         let found = tables[fam].iter().flatten().any(|l| {
             (l.dst.network(), l.dst.prefix()) == dst
-                // Through this interface: another network's route of the same key may sit
-                // beside ours.
-                && l.oif == Some(link.header.index)
-                && (r.gw.is_none() || l.gw == r.gw)
+                && (!through_ours || l.oif == Some(link.header.index))
+                && (r.gw.is_none() || l.gw == r.gw || (own_subnet && l.gw.is_none()))
                 && table.is_none_or(|t| l.table == t)
                 && priority.is_none_or(|p| l.priority == Some(p))
         });
