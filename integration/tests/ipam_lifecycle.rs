@@ -1160,8 +1160,12 @@ fn dual_stack_add_into_a_namespace_with_ipv6_disabled() {
 #[test]
 fn enabledad_waits_for_detection_and_fails_on_a_duplicate() {
     let net = TestNet::new();
-    let prefix = format!("fd02:{:x}:{:x}", std::process::id() & 0xffff, net.id);
     let mut plugin = dual_stack_plugin(&net, 0x02);
+    let v6_subnet = plugin["ipam"]["ranges"][1][0]["subnet"]
+        .as_str()
+        .expect("v6 subnet")
+        .to_string();
+    let prefix = v6_subnet.trim_end_matches("::/64").to_string();
     plugin["enabledad"] = json!(true);
     let rt = net.runtime(net.conflist(V, vec![plugin.clone()]));
     let c = Container::new();

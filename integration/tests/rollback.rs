@@ -188,10 +188,8 @@ fn foreign_link_with_the_host_veth_name_is_left_alone() {
         .to_string();
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     // The deferred deletion of the DEL's veth must be over before the name is reused.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while ip::link(&net.host, &name).is_some() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let left = ip::veths_after(&net.host, &[], std::time::Duration::from_secs(5));
+    assert!(left.is_empty(), "veths left after the DEL: {left:?}");
     ip::must_run_in(
         &net.host,
         &[

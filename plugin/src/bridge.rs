@@ -230,33 +230,33 @@ pub async fn ensure_vlan_gateway(
     mtu: Option<u32>,
 ) -> Result<u32> {
     let (gw, port) = crate::names::vlan_gateway(bridge_name, vid, network);
-    let gw_index = ensure_vlan_gateway_port(h, bridge, bridge_name, vid, &gw, &port).await?;
+    let links = ensure_vlan_gateway_port(h, bridge, bridge_name, vid, &gw, &port).await?;
     if let Some(m) = mtu {
         // Both ends, as the containers' veths: a gateway end wider than the ports drops
         // what it routes to them, silently.
-        for name in [&gw, &port] {
-            set_mtu(h, name, m).await?;
+        for l in &links {
+            set_mtu(h, l, m).await?;
         }
     }
     crate::sysctl::refuse_router_advertisements(&gw);
-    Ok(gw_index)
+    Ok(links[0].header.index)
 }
 
-async fn set_mtu(h: &Handle, name: &str, mtu: u32) -> Result<()> {
-    let Some(l) = link_by_name(h, name).await? else {
-        return Err(Error::Check(format!("link {name} vanished")));
-    };
+/// Sets `l`'s MTU unless it has it already (as read when `l` was looked up).
+async fn set_mtu(h: &Handle, l: &LinkMessage, mtu: u32) -> Result<()> {
     if l.attributes.contains(&LinkAttribute::Mtu(mtu)) {
         return Ok(());
     }
     let msg = LinkUnspec::new_with_index(l.header.index).mtu(mtu).build();
-    h.link()
-        .change(msg)
-        .execute()
-        .await
-        .map_err(|e| Error::netlink(format!("failed to set the MTU of {name} to {mtu}"), e))
+    h.link().change(msg).execute().await.map_err(|e| {
+        Error::netlink(
+            format!("failed to set the MTU of link #{} to {mtu}", l.header.index),
+            e,
+        )
+    })
 }
 
+/// The pair in place: (gateway end, bridge port), as looked up.
 async fn ensure_vlan_gateway_port(
     h: &Handle,
     bridge: &LinkMessage,
@@ -264,7 +264,7 @@ async fn ensure_vlan_gateway_port(
     vid: u16,
     gw: &str,
     port: &str,
-) -> Result<u32> {
+) -> Result<[LinkMessage; 2]> {
     if let Some(l) = link_by_name(h, gw).await? {
         // A killed ADD (or a bridge re-created since) can leave the pair without its port
         // on the bridge, or the port without its VLAN: only a port in place counts, and
@@ -272,7 +272,7 @@ async fn ensure_vlan_gateway_port(
         if let Some(p) = link_by_name(h, port).await? {
             if link_controller(&p) == Some(bridge.header.index) && is_up(&p) {
                 configure_port_vlans(h, p.header.index, Some(vid), &[], false).await?;
-                return Ok(l.header.index);
+                return Ok([l, p]);
             }
         }
     } else {
@@ -295,7 +295,7 @@ async fn ensure_vlan_gateway_port(
     let l = link_by_name(h, gw)
         .await?
         .ok_or_else(|| Error::Check(format!("VLAN gateway link {gw} vanished after creation")))?;
-    Ok(l.header.index)
+    Ok([l, port_link])
 }
 
 /// The pair, the gateway end up. The peer's flags and master are not applied at creation
