@@ -17,6 +17,8 @@ pub enum ErrorCode {
     Io = 5,
     Decode = 6,
     InvalidConfig = 7,
+    /// libcni's `ErrInvalidNetNS`: its skel refuses the plugin's own netns with it.
+    InvalidNetns = 8,
     TryAgainLater = 11,
     NotAvailable = 50,
     LimitedConnectivity = 51,
@@ -120,8 +122,8 @@ impl std::error::Error for CniError {}
 pub enum Error {
     #[error("incompatible CNI version: {0}")]
     Version(String),
-    #[error("unknown container: {0}")]
-    UnknownContainer(String),
+    #[error("invalid CNI_NETNS: {0}")]
+    InvalidNetns(String),
     #[error("invalid environment: {0}")]
     Env(String),
     #[error("{0}")]
@@ -133,6 +135,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A config error's own message, without the "invalid network config" prefix, so it
+    /// can be reported again later as a config error.
+    pub fn message(self) -> String {
+        match self {
+            Error::Config(m) => m,
+            other => other.to_string(),
+        }
+    }
+
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }
@@ -140,7 +151,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Version(_) => ErrorCode::IncompatibleVersion,
-            Error::UnknownContainer(_) => ErrorCode::UnknownContainer,
+            Error::InvalidNetns(_) => ErrorCode::InvalidNetns,
             Error::Env(_) => ErrorCode::InvalidEnv,
             Error::Io(_) => ErrorCode::Io,
             Error::Decode { .. } => ErrorCode::Decode,

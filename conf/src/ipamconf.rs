@@ -108,7 +108,12 @@ pub struct IpamConfig {
     /// CHECK or GC of a config an ADD refused — or that an older version accepted — must
     /// still find the store and release.
     pub add_problem: Option<String>,
+    /// The conflist gives this plugin the `ipRanges` capability: its ranges may come from
+    /// the runtime at ADD.
+    pub runtime_ranges: bool,
 }
+
+const NO_RANGES: &str = "ipam: no \"subnet\" or \"ranges\" configured";
 
 pub fn ip_to_u128(ip: IpAddr) -> u128 {
     match ip {
@@ -253,7 +258,9 @@ fn parse_requested(s: &str, field: &str) -> Result<IpAddr, String> {
 }
 
 impl IpamSection {
-    fn range_sets(&self, runtime: &[Vec<RangeConf>]) -> Result<Vec<RangeSet>, Error> {
+    /// The range sets that parse, and the first problem of those that do not (see
+    /// `IpamConfig::add_problem`: only ADD and STATUS need the ranges).
+    fn range_sets(&self, runtime: &[Vec<RangeConf>]) -> (Vec<RangeSet>, Option<String>) {
         let mut raw: Vec<(String, Vec<RangeConf>)> = Vec::new();
         // As host-local: runtimeConfig.ipRanges come first, then the legacy single range,
         // then ipam.ranges; one address per set, and sets must not overlap.
@@ -279,18 +286,50 @@ impl IpamSection {
                 .map(|(i, s)| (format!("ipam.ranges[{i}]"), s.clone())),
         );
         let mut sets = Vec::new();
+        let mut problem = None;
         for (field, set) in raw {
             if set.is_empty() {
-                return Err(Error::config(format!("{field} is an empty range set")));
+                problem.get_or_insert(format!("{field} is an empty range set"));
+                continue;
             }
             let ranges = set
                 .iter()
                 .enumerate()
                 .map(|(j, r)| r.canonicalize(&format!("{field}[{j}]")))
-                .collect::<Result<Vec<_>, _>>()?;
-            sets.push(ranges);
+                .collect::<Result<Vec<_>, _>>();
+            match ranges {
+                Ok(r) => sets.push(r),
+                Err(e) => {
+                    problem.get_or_insert(e.message());
+                }
+            }
         }
-        Ok(sets)
+        (sets, problem)
+    }
+
+    /// The exclusions that parse, and the first problem of those that do not.
+    fn exclusions(&self) -> (Vec<IpNetwork>, Option<String>) {
+        let mut out = Vec::new();
+        let mut problem = None;
+        for (i, e) in self.exclude.iter().enumerate() {
+            let f = format!("ipam.exclude[{i}]");
+            let parsed = if e.contains('/') {
+                e.parse::<IpNetwork>()
+                    .map_err(|_| format!("{f}: {e:?} is not a CIDR"))
+            } else {
+                parse_ip(e, &f).map_err(Error::message).and_then(|ip| {
+                    IpNetwork::new(ip, if ip.is_ipv4() { 32 } else { 128 })
+                        .map_err(|x| x.to_string())
+                })
+            };
+            match parsed {
+                Ok(n) => out.push(n),
+                Err(m) => {
+                    problem.get_or_insert(m);
+                }
+            }
+        }
+        (out, problem)
     }
 
     fn routes(&self) -> Result<Vec<Route>, Error> {
@@ -325,8 +364,22 @@ impl IpamConfig {
     /// What only ADD refuses: older versions ignored route options, so DEL, GC and CHECK
     /// of attachments made under such a config must keep working.
     pub fn validate_for_add(&self) -> Result<(), Error> {
+        self.validate_for_status()?;
+        if self.range_sets.is_empty() {
+            return Err(Error::config(NO_RANGES));
+        }
+        Ok(())
+    }
+
+    /// What STATUS refuses: as ADD, except that a config whose ranges all come from the
+    /// runtime (`ipRanges` capability) has none yet — libcni sends STATUS and GC without
+    /// `runtimeConfig`.
+    pub fn validate_for_status(&self) -> Result<(), Error> {
         if let Some(p) = &self.add_problem {
             return Err(Error::config(p.clone()));
+        }
+        if self.range_sets.is_empty() && !self.runtime_ranges {
+            return Err(Error::config(NO_RANGES));
         }
         for (i, r) in self.routes.iter().enumerate() {
             if let Some(m) = r.mtu.filter(|m| !(68..=65535).contains(m)) {
@@ -355,30 +408,18 @@ impl IpamConfig {
         args: &CmdArgs,
     ) -> Result<IpamConfig, Error> {
         let sec: IpamSection = decode(raw, "ipam")?;
-        let range_sets = sec.range_sets(&conf.runtime_config.ip_ranges)?;
-        let mut add_problem = overlap(&range_sets);
-        if range_sets.is_empty() {
-            return Err(Error::config(
-                "ipam: no \"subnet\" or \"ranges\" configured",
-            ));
-        }
-        let exclude = sec
-            .exclude
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let f = format!("ipam.exclude[{i}]");
-                if e.contains('/') {
-                    e.parse::<IpNetwork>()
-                        .map_err(|_| Error::config(format!("{f}: {e:?} is not a CIDR")))
-                } else {
-                    parse_ip(e, &f).and_then(|ip| {
-                        IpNetwork::new(ip, if ip.is_ipv4() { 32 } else { 128 })
-                            .map_err(|x| Error::config(x.to_string()))
-                    })
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        // A DEL, CHECK or GC needs only the store's place: a range, exclusion or route
+        // an ADD refused (or an older version accepted) must not stop them releasing.
+        let (range_sets, range_problem) = sec.range_sets(&conf.runtime_config.ip_ranges);
+        let (exclude, exclude_problem) = sec.exclusions();
+        let (routes, routes_problem) = match sec.routes() {
+            Ok(r) => (r, None),
+            Err(e) => (Vec::new(), Some(e.message())),
+        };
+        let mut add_problem = range_problem
+            .or_else(|| overlap(&range_sets))
+            .or(exclude_problem)
+            .or(routes_problem);
         let mut requested = Vec::new();
         let asked = (conf.runtime_config.ips.iter().enumerate())
             .map(|(i, s)| (s, format!("runtimeConfig.ips[{i}]")))
@@ -404,7 +445,8 @@ impl IpamConfig {
         Ok(IpamConfig {
             network: network.to_string(),
             range_sets,
-            routes: sec.routes()?,
+            runtime_ranges: conf.capability("ipRanges"),
+            routes,
             data_dir: PathBuf::from(
                 sec.data_dir
                     .as_deref()
@@ -503,9 +545,41 @@ mod tests {
             r#"{}"#,
             r#"{"subnet":"10.1.0.0/24","exclude":["nope"]}"#,
         ] {
-            let e = conf(bad).and_then(|c| c.validate_for_add()).expect_err(bad);
+            // A DEL, CHECK or GC after the refused ADD still finds the store.
+            let c = conf(bad).unwrap_or_else(|e| panic!("{bad}: DEL cannot build it: {e}"));
+            assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR), "{bad}");
+            let e = c.validate_for_add().expect_err(bad);
             assert_eq!(e.code(), ErrorCode::InvalidConfig, "{bad}: {e}");
+            assert!(
+                !e.to_string().contains("config: invalid network config"),
+                "{bad}: prefix repeated: {e}"
+            );
         }
+    }
+
+    /// libcni sends GC and STATUS without `runtimeConfig`: a network whose ranges all come
+    /// from the `ipRanges` capability has none then, which is no config error for them.
+    #[test]
+    fn runtime_only_ranges_are_for_add_to_require() {
+        let doc = |caps: &str| {
+            format!(
+                r#"{{"cniVersion":"1.1.0","name":"n","type":"vbridge","capabilities":{caps},
+                "ipam":{{"type":"vbridge-ipam"}}}}"#
+            )
+        };
+        let build = |caps: &str| {
+            let (_, c, _) = NetConf::parse(doc(caps).as_bytes()).expect("parses");
+            IpamConfig::from_netconf(&c, &CmdArgs::default()).expect("builds")
+        };
+        let runtime = build(r#"{"ipRanges":true}"#);
+        runtime
+            .validate_for_status()
+            .expect("STATUS: ranges come at ADD");
+        let e = runtime.validate_for_add().expect_err("ADD without ranges");
+        assert!(e.to_string().contains("subnet"), "{e}");
+        let fixed = build(r#"{"ipRanges":false,"portMappings":true}"#);
+        let e = fixed.validate_for_status().expect_err("no ranges at all");
+        assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
     }
 
     #[test]
@@ -562,7 +636,9 @@ mod tests {
 
     #[test]
     fn error_names_field() {
-        let e = conf(r#"{"subnet":"10.1.0.0/24","rangeStart":"10.2.0.1"}"#).unwrap_err();
+        let e = conf(r#"{"subnet":"10.1.0.0/24","rangeStart":"10.2.0.1"}"#)
+            .and_then(|c| c.validate_for_add())
+            .expect_err("rangeStart outside the subnet");
         assert!(e.to_string().contains("rangeStart"), "{e}");
     }
 

@@ -168,6 +168,9 @@ pub struct NetConf {
     pub args: Args,
     #[serde(rename = "prevResult")]
     pub prev_result: Option<Value>,
+    /// The conflist's capabilities of this plugin, which libcni passes on. Kept as JSON:
+    /// only `capability` reads it.
+    pub capabilities: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
     pub valid_attachments: Option<Vec<Attachment>>,
     #[serde(rename = "cni.dev/attachments")]
@@ -235,12 +238,20 @@ pub const DEFAULT_VETH_QUEUES: u32 = 1;
 pub const MAX_VETH_QUEUES: u32 = 4096;
 
 impl NetConf {
-    /// Parses and validates stdin for the main plugin.
+    /// Whether the conflist enables capability `name` (`"capabilities": {name: true}`).
+    pub fn capability(&self, name: &str) -> bool {
+        self.capabilities
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// Parses stdin for the main plugin (values are checked by `validate_for_add`).
     pub fn parse(bytes: &[u8]) -> Result<(Common, NetConf, Value), Error> {
         let v = parse_value(bytes)?;
         let common = Common::from_value(&v)?;
         let conf: NetConf = decode(&v, "network config")?;
-        conf.validate()?;
         Ok((common, conf, v))
     }
 
@@ -277,6 +288,7 @@ impl NetConf {
     /// attachment, or that older versions accepted. DEL, GC and CHECK of a config an ADD
     /// refused (a runtime cleans up after a failed ADD) must still work.
     pub fn validate_for_add(&self) -> Result<(), Error> {
+        self.validate_bridge_name()?;
         self.validate_values()?;
         if let Some(b) = self
             .ip_masq_backend
@@ -357,9 +369,9 @@ impl NetConf {
         Ok(out)
     }
 
-    /// What every verb needs to be right: the names DEL, CHECK and GC use to find what an
-    /// ADD made. Value checks that only matter for building it are in `validate_for_add`.
-    pub fn validate(&self) -> Result<(), Error> {
+    /// A bridge name the kernel would refuse. Only ADD (and STATUS) refuse it: an ADD
+    /// with it made nothing, and DEL, CHECK and GC only hash it into names or look it up.
+    fn validate_bridge_name(&self) -> Result<(), Error> {
         if let Some(b) = &self.bridge {
             if let Some(p) = crate::validate::interface_name_problem(b).filter(|_| !b.is_empty()) {
                 return Err(Error::config(format!("\"bridge\" {b:?} {p}")));

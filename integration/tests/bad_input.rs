@@ -232,13 +232,13 @@ fn version_lists_supported_versions() {
 }
 
 /// CNI_NETNS naming the namespace the plugin runs in (the host) is refused: the container
-/// end would land in the host.
+/// end would land in the host. Code 8 is libcni's `ErrInvalidNetNS`, which its skel uses.
 #[test]
-fn own_netns_as_cni_netns_is_4() {
+fn own_netns_as_cni_netns_is_8() {
     let (net, c) = world();
     let mut att = c.att.clone();
     att.netns = net.host.path_str();
-    reject_att(&net, &c, &att, 4);
+    reject_att(&net, &c, &att, 8);
 }
 
 /// `bridge` naming an existing link that is not a bridge: 106, that link untouched.

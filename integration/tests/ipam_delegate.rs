@@ -104,3 +104,16 @@ fn unusable_delegate_result_is_released() {
         "the delegate's reservation was kept: {held:?}"
     );
 }
+
+/// STATUS of a network whose delegated IPAM is not in CNI_PATH: not ready (50, the
+/// spec's STATUS code, naming the plugin), not our exec failure code 110.
+#[test]
+fn status_with_a_missing_delegate_is_50() {
+    let net = TestNet::new();
+    let mut conf = net.flat_config("1.1.0");
+    conf["ipam"]["type"] = json!("no-such-ipam");
+    let c = Container::new();
+    let out = net.vbridge("STATUS", &c.att, &conf);
+    let err = out.expect_error(50);
+    assert!(err.msg.contains("no-such-ipam"), "{}", err.msg);
+}

@@ -1263,3 +1263,52 @@ fn resolv_conf_is_read_by_add_only() {
         );
     }
 }
+
+/// A network whose ranges all come from the runtime (`ipRanges` capability, as a
+/// Kubernetes node's pod CIDR does): libcni sends GC and STATUS without `runtimeConfig`,
+/// so neither may require ranges — STATUS answers ready, GC releases what is not valid.
+#[test]
+fn runtime_ranges_network_takes_gc_and_status() {
+    for bin in [Bin::Ipam, Bin::Vbridge] {
+        let net = TestNet::new();
+        let mut conf = net.flat_config("1.1.0");
+        conf["capabilities"] = json!({"ipRanges": true});
+        if let Some(ipam) = conf["ipam"].as_object_mut() {
+            ipam.remove("subnet");
+        }
+        let mut add = conf.clone();
+        add["runtimeConfig"] = json!({"ipRanges": [[{"subnet": net.subnet.to_string()}]]});
+        let (a, b) = (ipam_att(&net, "a"), ipam_att(&net, "b"));
+        add_ok(&net, Bin::Ipam, &a, &add);
+        add_ok(&net, Bin::Ipam, &b, &add);
+        assert_ready(&net, bin, &conf, "ranges from the runtime only");
+        let out = gc(&net, bin, &conf, "cni.dev/valid-attachments", &[&a]);
+        assert!(out.success(), "{bin:?} GC: {out}");
+        let left: Vec<String> = holdings(&net, &net.name)
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        assert_eq!(left, vec![a.container_id.clone()], "{bin:?} GC");
+    }
+}
+
+/// A runtime DELs after every failed ADD: one refused for its IPAM ranges or its bridge
+/// name made nothing, and its DEL (and GC) must succeed, or containerd retries the sandbox
+/// teardown forever.
+#[test]
+fn del_and_gc_succeed_after_an_add_refused_for_its_config() {
+    let net = TestNet::new();
+    let c = Container::new();
+    let mut bad_ranges = net.flat_config("1.1.0");
+    bad_ranges["ipam"]["subnet"] = json!("10.88.0.1/16");
+    let mut bad_bridge = net.flat_config("1.1.0");
+    bad_bridge["bridge"] = json!("a-bridge-name-too-long");
+    for conf in [bad_ranges, bad_bridge] {
+        let out = net.vbridge("ADD", &c.att, &conf);
+        assert_eq!(out.cni_error().map(|e| e.code), Some(7), "ADD: {out}");
+        let out = net.vbridge("DEL", &c.att, &conf);
+        assert!(out.success(), "DEL after the refused ADD of {conf}: {out}");
+        let out = gc(&net, Bin::Vbridge, &conf, "cni.dev/valid-attachments", &[]);
+        assert!(out.success(), "GC of {conf}: {out}");
+    }
+}

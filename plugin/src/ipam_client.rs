@@ -113,7 +113,13 @@ impl<'a> IpamClient<'a> {
         match self {
             IpamClient::None => Ok(()),
             IpamClient::InProcess(cfg) => Ok(ipam::status(cfg)?),
-            IpamClient::Delegate { plugin, req } => exec(plugin, req, "STATUS").map(|_| ()),
+            // Not found or not runnable: an ADD could not succeed, which STATUS says with
+            // the spec's code 50, not our 110. The delegate's own errors pass through.
+            IpamClient::Delegate { plugin, req } => match exec(plugin, req, "STATUS") {
+                Ok(_) => Ok(()),
+                Err(e @ Error::IpamExec { .. }) => Err(Error::NotAvailable(e.to_string())),
+                Err(e) => Err(e),
+            },
         }
     }
 }

@@ -54,9 +54,10 @@ impl Netns {
             .file
             .metadata()
             .map_err(|e| Error::io(format!("failed to stat netns {:?}", self.path), e))?;
-        let overridden = std::env::var("CNI_NETNS_OVERRIDE").is_ok_and(|v| v == "1" || v == "true");
+        let overridden = std::env::var("CNI_NETNS_OVERRIDE")
+            .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         if own.dev() == this.dev() && own.ino() == this.ino() && !overridden {
-            return Err(Error::Conf(conf::Error::Env(format!(
+            return Err(Error::Conf(conf::Error::InvalidNetns(format!(
                 "CNI_NETNS {:?} is the plugin's own network namespace; give the container's",
                 self.path
             ))));

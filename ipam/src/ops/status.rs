@@ -8,7 +8,7 @@ use conf::ipamconf::IpamConfig;
 
 pub fn status(cfg: &IpamConfig) -> Result<(), Error> {
     // A config an ADD would refuse is that error (7), not "unavailable".
-    cfg.validate_for_add()?;
+    cfg.validate_for_status()?;
     cfg.dns()?;
     probe(cfg).map_err(|e| match e {
         Error::NotAvailable(_) => e,
