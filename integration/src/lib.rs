@@ -26,6 +26,7 @@
 //! first. The reference plugins come from `/usr/lib/cni`.
 //! Everything here needs root; the machine's own network namespace is never modified.
 
+pub mod examples;
 pub mod exec;
 pub mod fixture;
 pub mod frame;

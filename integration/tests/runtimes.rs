@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use integration::examples::{confined, examples, is_vlan_example, load_example};
 use integration::result::{gateway_of, ip_of};
 use integration::runtime::{cni_env, no_attachment};
 use integration::{exec, ip, ipam_ls, paths, probe, Attachment, Container, Output, Runtime};
@@ -547,53 +548,6 @@ fn gc_with_libcni_attachment_lists_keeps_listed() {
 }
 
 // ---------------------------------------------------------------- examples/
-
-fn examples() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        for entry in entries {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "conflist") {
-                out.push(path);
-            }
-        }
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut out = Vec::new();
-    walk(&dir, &mut out);
-    out.sort();
-    out
-}
-
-fn load_example(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
-    assert!(v["name"].is_string(), "{}: no name", path.display());
-    assert!(v["plugins"].is_array(), "{}: no plugins", path.display());
-    v
-}
-
-/// The example with vbridge's state and IPAM store moved into the world's temp dir (the
-/// examples use the defaults under /var/lib/cni, which a test must not touch).
-fn confined(example: &Value, net: &TestNet) -> Value {
-    let mut list = example.clone();
-    for p in list["plugins"].as_array_mut().expect("plugins") {
-        if p["type"] == "vbridge" {
-            p["stateDir"] = json!(net.state_dir());
-            if p.get("ipam").is_some() {
-                p["ipam"]["dataDir"] = json!(net.ipam_dir());
-            }
-        }
-    }
-    list
-}
-
-fn is_vlan_example(path: &Path) -> bool {
-    path.components().any(|c| c.as_os_str() == "two-vlans")
-}
 
 /// Every example is valid JSON with one vbridge plugin whose config vbridge accepts: STATUS
 /// (cniVersion 1.1.0) parses and validates the whole config without touching the network.

@@ -145,34 +145,76 @@ async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
         .map_err(|e| Error::netlink("failed to pin the bridge MAC address", e))
 }
 
-/// Makes `port` an access port of `vlan` (PVID, egress untagged) and/or a trunk of
-/// `trunk` (tagged), removing the default VID 1 unless `preserve_default`.
-pub async fn configure_port_vlans(
-    h: &Handle,
-    port: u32,
-    vlan: Option<u16>,
-    trunk: &[u16],
-    preserve_default: bool,
-) -> Result<()> {
+/// What a bridge port's VLANs should be.
+#[derive(Clone, Copy)]
+pub struct PortVlans<'a> {
+    /// Access VID: PVID, egress untagged.
+    pub vlan: Option<u16>,
+    /// Tagged VIDs.
+    pub trunk: &'a [u16],
+    /// The bridge's `vlan_default_pvid` (0: none), which the kernel makes every new
+    /// port's untagged PVID: the "default VLAN" that `preserveDefaultVlan` keeps.
+    pub default_pvid: u16,
+    pub preserve_default: bool,
+}
+
+impl PortVlans<'_> {
+    fn any(&self) -> bool {
+        self.vlan.is_some() || !self.trunk.is_empty()
+    }
+
+    /// The bridge's default VLAN, when this port should not carry it.
+    fn default_to_remove(&self) -> Option<u16> {
+        let d = self.default_pvid;
+        (d != 0 && !self.preserve_default && self.vlan != Some(d) && !self.trunk.contains(&d))
+            .then_some(d)
+    }
+
+    /// Whether the port may keep the bridge's default VLAN as its PVID: a trunk-only port
+    /// that preserves it (as the kernel gave it).
+    fn default_pvid_kept(&self) -> bool {
+        let d = self.default_pvid;
+        d != 0 && self.vlan.is_none() && self.preserve_default && !self.trunk.contains(&d)
+    }
+}
+
+/// The bridge's `vlan_default_pvid` as read when `br` was looked up (the kernel's default,
+/// 1, when the attribute is absent).
+pub fn default_pvid(br: &LinkMessage) -> u16 {
+    crate::netlink::link_infos(br)
+        .find_map(|i| match i {
+            LinkInfo::Data(InfoData::Bridge(opts)) => opts.iter().find_map(|o| match o {
+                InfoBridge::VlanDefaultPvid(v) => Some(*v),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .unwrap_or(1)
+}
+
+/// Makes `port` an access port and/or a trunk as `want` says, removing the bridge's
+/// default VLAN unless it is to be preserved (as the reference's `removeDefaultVlan`
+/// does; the default PVID is not always 1, e.g. systemd-networkd's `DefaultPVID=`).
+pub async fn configure_port_vlans(h: &Handle, port: u32, want: &PortVlans<'_>) -> Result<()> {
     use rtnetlink::packet_route::link::BridgeVlanInfoFlags as F;
     use rtnetlink::LinkBridgeVlan;
-    if vlan.is_none() && trunk.is_empty() {
+    if !want.any() {
         return Ok(());
     }
     // A kernel without VLAN filtering was already reported (105) when the bridge was
     // created or adopted; here EOPNOTSUPP means something else (e.g. not a bridge port).
     let fail = |what: String, e: rtnetlink::Error| Error::netlink(format!("failed to {what}"), e);
-    if !preserve_default && vlan != Some(1) && !trunk.contains(&1) {
-        let msg = LinkBridgeVlan::new(port).vlan(1, F::empty()).build();
+    if let Some(d) = want.default_to_remove() {
+        let msg = LinkBridgeVlan::new(port).vlan(d, F::empty()).build();
         if let Err(e) = h.link().del_with_message(msg).execute().await {
-            // ENOENT: the bridge's default_pvid is 0 or someone removed it already.
+            // ENOENT: someone removed it already.
             if errno(&e) != Some(crate::error::ENOENT) {
-                return Err(fail(format!("remove VLAN 1 from port #{port}"), e));
+                return Err(fail(format!("remove VLAN {d} from port #{port}"), e));
             }
         }
     }
     let mut msg = LinkBridgeVlan::new(port);
-    for (lo, hi) in vid_ranges(trunk) {
+    for (lo, hi) in vid_ranges(want.trunk) {
         msg = if lo == hi {
             msg.vlan(lo, F::empty())
         } else {
@@ -180,7 +222,7 @@ pub async fn configure_port_vlans(
                 .vlan_range_end(hi, F::empty())
         };
     }
-    if let Some(v) = vlan {
+    if let Some(v) = want.vlan {
         msg = msg.vlan(v, F::Pvid | F::Untagged);
     }
     h.link()
@@ -256,6 +298,16 @@ async fn set_mtu(h: &Handle, l: &LinkMessage, mtu: u32) -> Result<()> {
     })
 }
 
+/// A VLAN gateway's port: an access port of `vid` only.
+fn gateway_port(bridge: &LinkMessage, vid: u16) -> PortVlans<'static> {
+    PortVlans {
+        vlan: Some(vid),
+        trunk: &[],
+        default_pvid: default_pvid(bridge),
+        preserve_default: false,
+    }
+}
+
 /// The pair in place: (gateway end, bridge port), as looked up.
 async fn ensure_vlan_gateway_port(
     h: &Handle,
@@ -271,7 +323,7 @@ async fn ensure_vlan_gateway_port(
         // its VLAN is set again (idempotent; two messages, on VLAN gateway networks only).
         if let Some(p) = link_by_name(h, port).await? {
             if link_controller(&p) == Some(bridge.header.index) && is_up(&p) {
-                configure_port_vlans(h, p.header.index, Some(vid), &[], false).await?;
+                configure_port_vlans(h, p.header.index, &gateway_port(bridge, vid)).await?;
                 return Ok([l, p]);
             }
         }
@@ -291,7 +343,7 @@ async fn ensure_vlan_gateway_port(
             e,
         )
     })?;
-    configure_port_vlans(h, port_link.header.index, Some(vid), &[], false).await?;
+    configure_port_vlans(h, port_link.header.index, &gateway_port(bridge, vid)).await?;
     let l = link_by_name(h, gw)
         .await?
         .ok_or_else(|| Error::Check(format!("VLAN gateway link {gw} vanished after creation")))?;
@@ -362,15 +414,11 @@ pub async fn port_vlans(h: &Handle, port: u32) -> Result<Vec<(u16, bool, bool)>>
 }
 
 /// What CHECK expects of a port's VLANs; returns the first difference.
-pub fn vlan_mismatch(
-    have: &[(u16, bool, bool)],
-    vlan: Option<u16>,
-    trunk: &[u16],
-    preserve_default: bool,
-) -> Option<String> {
-    if vlan.is_none() && trunk.is_empty() {
+pub fn vlan_mismatch(have: &[(u16, bool, bool)], want: &PortVlans<'_>) -> Option<String> {
+    if !want.any() {
         return None;
     }
+    let vlan = want.vlan;
     if let Some(v) = vlan {
         if !have.contains(&(v, true, true)) {
             return Some(format!(
@@ -378,67 +426,81 @@ pub fn vlan_mismatch(
             ));
         }
     }
+    let kept = want.default_pvid_kept().then_some(want.default_pvid);
     if let Some((p, _, _)) = have
         .iter()
-        .find(|(vid, pvid, _)| *pvid && Some(*vid) != vlan)
+        .find(|(vid, pvid, _)| *pvid && Some(*vid) != vlan && Some(*vid) != kept)
     {
         return Some(format!("port PVID is {p}, expected {vlan:?}"));
     }
-    for t in trunk {
+    for t in want.trunk {
         if !have.iter().any(|(vid, _, untagged)| vid == t && !untagged) {
             return Some(format!("trunk VLAN {t} is not a tagged member of the port"));
         }
     }
-    let one_wanted = preserve_default || vlan == Some(1) || trunk.contains(&1);
-    if !one_wanted && have.iter().any(|(vid, _, _)| *vid == 1) {
-        return Some("default VLAN 1 is still on the port (preserveDefaultVlan is false)".into());
+    if let Some(d) = want.default_to_remove() {
+        if have.iter().any(|(vid, _, _)| *vid == d) {
+            return Some(format!(
+                "the bridge's default VLAN {d} is still on the port (preserveDefaultVlan is false)"
+            ));
+        }
     }
     None
 }
 
 #[cfg(test)]
 mod vlan_check_tests {
-    use super::vlan_mismatch;
+    use super::{vlan_mismatch, PortVlans};
+
+    fn want(vlan: Option<u16>, trunk: &[u16], default_pvid: u16, preserve: bool) -> PortVlans<'_> {
+        PortVlans {
+            vlan,
+            trunk,
+            default_pvid,
+            preserve_default: preserve,
+        }
+    }
 
     #[test]
     fn access_port() {
-        assert!(vlan_mismatch(&[(100, true, true)], Some(100), &[], false).is_none());
-        assert!(vlan_mismatch(
-            &[(300, true, true), (100, false, true)],
-            Some(100),
-            &[],
-            false
-        )
-        .is_some());
-        assert!(vlan_mismatch(
-            &[(100, true, true), (1, false, true)],
-            Some(100),
-            &[],
-            false
-        )
-        .is_some());
-        assert!(
-            vlan_mismatch(&[(100, true, true), (1, false, true)], Some(100), &[], true).is_none()
-        );
+        let w = want(Some(100), &[], 1, false);
+        assert!(vlan_mismatch(&[(100, true, true)], &w).is_none());
+        assert!(vlan_mismatch(&[(300, true, true), (100, false, true)], &w).is_some());
+        assert!(vlan_mismatch(&[(100, true, true), (1, false, true)], &w).is_some());
+        let kept = want(Some(100), &[], 1, true);
+        assert!(vlan_mismatch(&[(100, true, true), (1, false, true)], &kept).is_none());
     }
 
     #[test]
     fn trunk_port() {
-        assert!(vlan_mismatch(
-            &[(10, false, false), (20, false, false)],
-            None,
-            &[10, 20],
-            false
-        )
-        .is_none());
-        assert!(vlan_mismatch(&[(10, false, false)], None, &[10, 20], false).is_some());
-        assert!(vlan_mismatch(
-            &[(10, false, true), (20, false, false)],
-            None,
-            &[10, 20],
-            false
-        )
-        .is_some());
-        assert!(vlan_mismatch(&[], None, &[], false).is_none());
+        let w = want(None, &[10, 20], 1, false);
+        assert!(vlan_mismatch(&[(10, false, false), (20, false, false)], &w).is_none());
+        assert!(vlan_mismatch(&[(10, false, false)], &w).is_some());
+        assert!(vlan_mismatch(&[(10, false, true), (20, false, false)], &w).is_some());
+        assert!(vlan_mismatch(&[], &want(None, &[], 1, false)).is_none());
+    }
+
+    /// A trunk-only port that preserves the default VLAN keeps it as its untagged PVID, as
+    /// the kernel gave it; any other PVID is still wrong.
+    #[test]
+    fn trunk_port_preserving_the_default_vlan() {
+        let w = want(None, &[10], 1, true);
+        assert!(vlan_mismatch(&[(1, true, true), (10, false, false)], &w).is_none());
+        assert!(vlan_mismatch(&[(10, false, false)], &w).is_none());
+        assert!(vlan_mismatch(&[(5, true, true), (10, false, false)], &w).is_some());
+        let removed = want(None, &[10], 1, false);
+        assert!(vlan_mismatch(&[(1, true, true), (10, false, false)], &removed).is_some());
+    }
+
+    /// The bridge's default PVID need not be 1: that VID is the one that must go.
+    #[test]
+    fn default_vlan_other_than_1() {
+        let w = want(Some(100), &[], 7, false);
+        assert!(vlan_mismatch(&[(100, true, true), (7, false, true)], &w).is_some());
+        assert!(vlan_mismatch(&[(100, true, true), (1, false, true)], &w).is_none());
+        assert_eq!(w.default_to_remove(), Some(7));
+        assert_eq!(want(Some(100), &[], 0, false).default_to_remove(), None);
+        assert_eq!(want(Some(7), &[], 7, false).default_to_remove(), None);
+        assert_eq!(want(None, &[7], 7, false).default_to_remove(), None);
     }
 }

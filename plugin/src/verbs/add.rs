@@ -130,12 +130,18 @@ impl<'a> Add<'a> {
         laps.lap("IPAM");
         let (br, host_index) = self.bridge_and_veth(host, vlan, &trunk, leftover).await?;
         laps.lap("bridge and veth");
+        let port_vlans = bridge::PortVlans {
+            vlan,
+            trunk: &trunk,
+            default_pvid: bridge::default_pvid(&br),
+            preserve_default: self.conf.preserve_default_vlan,
+        };
         let Configured {
             ipres,
             gateways,
             macs,
         } = self
-            .configure_links(host, ctr, host_index, vlan, &trunk, ipres)
+            .configure_links(host, ctr, host_index, &port_vlans, ipres)
             .await?;
         laps.lap("port, container addresses and routes");
         let vlan_gw = self.vlan_gateway(vlan);
@@ -203,8 +209,7 @@ impl<'a> Add<'a> {
         host: &Handle,
         ctr: &Container,
         host_index: u32,
-        vlan: Option<u16>,
-        trunk: &[u16],
+        port_vlans: &bridge::PortVlans<'_>,
         mut ipres: CniResult,
     ) -> Result<Configured> {
         let ifname = &self.req.args.ifname;
@@ -215,7 +220,7 @@ impl<'a> Add<'a> {
         };
         // Read first: the port's spoof check (macspoofchk) lets only this MAC through.
         let ctr_mac = mac(&ctr.links, ifname)?;
-        self.configure_port(host, host_index, vlan, trunk, &ctr_mac)
+        self.configure_port(host, host_index, port_vlans, &ctr_mac)
             .await?;
         let ctr_index = ctr.links.index(ifname)?.ok_or_else(|| {
             Error::Check(format!(
@@ -315,8 +320,7 @@ impl<'a> Add<'a> {
         &self,
         host: &Handle,
         idx: u32,
-        vlan: Option<u16>,
-        trunk: &[u16],
+        port_vlans: &bridge::PortVlans<'_>,
         ctr_mac: &str,
     ) -> Result<()> {
         // Before the container end goes up: until then the port has no carrier.
@@ -340,7 +344,7 @@ impl<'a> Add<'a> {
                     )
                 })?;
         }
-        bridge::configure_port_vlans(host, idx, vlan, trunk, c.preserve_default_vlan).await?;
+        bridge::configure_port_vlans(host, idx, port_vlans).await?;
         if c.mac_spoof_chk {
             let mac = netlink::parse_mac(ctr_mac)?;
             crate::macspoof::allow(host, idx, &self.host_veth, &mac).await?;

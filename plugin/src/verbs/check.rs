@@ -177,9 +177,13 @@ async fn check_host(host: &Handle, conf: &NetConf, veth: &str, ctr_mac: &[u8]) -
     let trunk = conf.trunk_vids()?;
     if vlan.is_some() || !trunk.is_empty() {
         let have = crate::bridge::port_vlans(host, l.header.index).await?;
-        if let Some(m) =
-            crate::bridge::vlan_mismatch(&have, vlan, &trunk, conf.preserve_default_vlan)
-        {
+        let want = crate::bridge::PortVlans {
+            vlan,
+            trunk: &trunk,
+            default_pvid: crate::bridge::default_pvid(&br),
+            preserve_default: conf.preserve_default_vlan,
+        };
+        if let Some(m) = crate::bridge::vlan_mismatch(&have, &want) {
             return Err(Error::Check(format!("host veth {veth}: {m}")));
         }
     }
