@@ -935,6 +935,44 @@ mod tests {
         );
     }
 
+    /// The install step of deploy/daemonset.yaml, flags and POD_CIDR as the DaemonSet
+    /// gives them, run against a temp root: binaries and the conflist land under it.
+    #[test]
+    fn daemonset_command_line_installs_under_its_root() {
+        let yaml = include_str!("../../deploy/daemonset.yaml");
+        let flags: Vec<String> = yaml
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| *l != "- install")
+            .skip(1)
+            .map_while(|l| l.strip_prefix("- --"))
+            .map(|f| format!("--{f}"))
+            .collect();
+        assert!(flags.iter().any(|f| f == "--root=/host"), "{flags:?}");
+        let t = Tmp::new("daemonset");
+        let root = t.0.join("host");
+        let flags: Vec<String> = flags
+            .into_iter()
+            .map(|f| match f.as_str() {
+                "--root=/host" => format!("--root={}", root.display()),
+                _ => f,
+            })
+            .collect();
+        let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let mut o = match parse_args(&args(&refs), Some("10.244.0.0/24".into())) {
+            Ok(Invocation::Install(o)) => o,
+            other => panic!("{flags:?}: {other:?}"),
+        };
+        o.from = Some(source(&t, "9.9.9"));
+        install(&o).expect("install");
+        for b in BINARIES {
+            assert!(root.join("opt/cni/bin").join(b).is_file(), "{b}");
+        }
+        let written = fs::read_to_string(root.join("etc/cni/net.d").join(CONFLIST))
+            .expect("conflist under the root");
+        assert!(written.contains("10.244.0.0/24"), "{written}");
+    }
+
     #[test]
     fn kind_example_is_what_install_writes() {
         let t = Tmp::new("kind");
