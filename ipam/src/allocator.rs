@@ -21,10 +21,13 @@
 //! does not survive a reboot, but a runtime that was down may never send the DEL, so
 //! reservations of a previous boot can be stale. They are reclaimed only as a last
 //! resort: when a range set has no free address at all, the first previous-boot
-//! reservation in round-robin order is released (its whole attachment, logged as a
-//! warning) and its address reused. Reservations whose boot id is unknown are never
-//! reclaimed. GC, which has the runtime's authoritative list, releases unlisted
-//! attachments regardless of boot.
+//! reservation in round-robin order is released (logged as a warning) and its address
+//! reused. Only what is stale goes: the whole attachment when its own attachment record
+//! is the previous boot's and lists the address, else just the address record — its
+//! attachment may have been added again since, and what it holds now is live (see
+//! `reclaimable`). Reservations whose boot id is unknown are never reclaimed. GC, which
+//! has the runtime's authoritative list, releases unlisted attachments regardless of
+//! boot.
 
 use crate::store::{Record, Store};
 use crate::walk::Walk;
@@ -205,8 +208,8 @@ fn claim_requested<S: Store>(store: &mut S, att: &Attachment, ip: IpAddr) -> Res
 pub fn pick<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<IpAddr, Error> {
     match room(cfg, store, set)? {
         Room::Free(ip) => Ok(ip),
-        Room::Stale(ip, rec) => {
-            reclaim(store, ip, &rec)?;
+        Room::Stale(ip, rec, how) => {
+            reclaim(store, ip, &rec, how)?;
             Ok(ip)
         }
         Room::Full => Err(exhausted(cfg, set)),
@@ -226,8 +229,17 @@ pub fn exhausted(cfg: &IpamConfig, set: usize) -> Error {
 pub enum Room {
     Free(IpAddr),
     /// A previous boot's reservation, the set having no free address.
-    Stale(IpAddr, Record),
+    Stale(IpAddr, Record, Reclaim),
     Full,
+}
+
+/// How much of a stale reservation goes (see `reclaimable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaim {
+    /// The attachment and everything it lists: all of it is the previous boot's.
+    Attachment,
+    /// Only the address record: its attachment does not list it (anymore).
+    Record,
 }
 
 /// The first free address of range set `set` in round-robin order, else the first
@@ -236,7 +248,7 @@ pub enum Room {
 /// so that every further ADD or STATUS on an exhausted pool — a runtime retrying pods
 /// keeps sending them — costs one probe instead of that walk under the lock.
 pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Room, Error> {
-    let mut walk = Walk::after(&cfg.range_sets[set], &cfg.exclude, store.cursor(set));
+    let mut walk = Walk::after(&cfg.range_sets, set, &cfg.exclude, store.cursor(set));
     // After a sequential fill the first candidate is free: no look at the marker then.
     if let Some(first) = walk.next() {
         if !store.is_taken(first)? {
@@ -252,8 +264,8 @@ pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Roo
             return Ok(Room::Free(ip));
         }
     }
-    if let Some((ip, rec)) = find_stale(cfg, store, set)? {
-        return Ok(Room::Stale(ip, rec));
+    if let Some((ip, rec, how)) = find_stale(cfg, store, set)? {
+        return Ok(Room::Stale(ip, rec, how));
     }
     // Only a hint: without it the next call walks again.
     if let Some(s) = stamp.filter(|s| s.settled) {
@@ -264,10 +276,10 @@ pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Roo
     Ok(Room::Full)
 }
 
-/// Identifies what a walk of range set `set` covers — its ranges, their gateways, the
-/// exclusions — so that a full set found under one config says nothing about another
-/// (a widened range, a dropped exclusion). FNV-1a: stable across builds, unlike std's
-/// hasher.
+/// Identifies what a walk of range set `set` covers — its ranges, the gateways of every
+/// set (the walk skips them all), the exclusions — so that a full set found under one
+/// config says nothing about another (a widened range, a dropped exclusion). FNV-1a:
+/// stable across builds, unlike std's hasher.
 pub fn walk_key(cfg: &IpamConfig, set: usize) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |s: &str| {
@@ -279,6 +291,9 @@ pub fn walk_key(cfg: &IpamConfig, set: usize) -> String {
     for r in &cfg.range_sets[set] {
         eat(&r.start.to_string());
         eat(&r.end.to_string());
+    }
+    eat("gateways");
+    for r in cfg.range_sets.iter().flatten() {
         eat(&r.gateway.map(|g| g.to_string()).unwrap_or_default());
     }
     eat("exclude");
@@ -288,35 +303,61 @@ pub fn walk_key(cfg: &IpamConfig, set: usize) -> String {
     format!("{h:016x}")
 }
 
-/// The first reservation from a previous boot in round-robin order. Reads every record
-/// of the set: only ever called when the set is full.
+/// The first reclaimable reservation from a previous boot in round-robin order. Reads
+/// every record of the set: only ever called when the set is full.
 fn find_stale<S: Store>(
     cfg: &IpamConfig,
     store: &S,
     set: usize,
-) -> Result<Option<(IpAddr, Record)>, Error> {
+) -> Result<Option<(IpAddr, Record, Reclaim)>, Error> {
     let Some(boot) = store.current_boot() else {
         return Ok(None);
     };
-    for ip in Walk::after(&cfg.range_sets[set], &cfg.exclude, store.cursor(set)) {
-        if let Some(rec) = store.record(ip)?.filter(|r| r.from_other_boot(Some(boot))) {
-            return Ok(Some((ip, rec)));
+    for ip in Walk::after(&cfg.range_sets, set, &cfg.exclude, store.cursor(set)) {
+        let Some(rec) = store.record(ip)?.filter(|r| r.from_other_boot(Some(boot))) else {
+            continue;
+        };
+        if let Some(how) = reclaimable(store, ip, &rec)? {
+            return Ok(Some((ip, rec, how)));
         }
     }
     Ok(None)
 }
 
-fn reclaim<S: Store>(store: &mut S, ip: IpAddr, rec: &Record) -> Result<(), Error> {
+/// What of a previous boot's record of `ip` is stale. The record's boot alone does not
+/// say: a DEL cut short by a power loss can leave the record behind while its attachment
+/// is added again this boot with another address, and releasing the attachment would
+/// free that live address for a second container. So the attachment goes only if its
+/// own record is a previous boot's and lists `ip`; if it lists `ip` under this (or an
+/// unknown) boot, `ip` is live and not reclaimable at all.
+fn reclaimable<S: Store>(store: &S, ip: IpAddr, rec: &Record) -> Result<Option<Reclaim>, Error> {
+    if !store.addresses(&rec.attachment)?.contains(&ip) {
+        return Ok(Some(Reclaim::Record));
+    }
+    match store.attachment_record(&rec.attachment)? {
+        Some(own) if !own.from_other_boot(store.current_boot()) => Ok(None),
+        // A format-1 attachment record has no boot; the address records written with it
+        // speak for it.
+        _ => Ok(Some(Reclaim::Attachment)),
+    }
+}
+
+fn reclaim<S: Store>(store: &mut S, ip: IpAddr, rec: &Record, how: Reclaim) -> Result<(), Error> {
     log::warn!(
         "range full: reclaiming {ip} from container {:?} interface {:?}, reserved during previous boot {} \
-         (its network namespace died with that boot)",
+         (its network namespace died with that boot){}",
         rec.attachment.container_id,
         rec.attachment.ifname,
-        rec.boot
+        rec.boot,
+        match how {
+            Reclaim::Attachment => "",
+            Reclaim::Record => "; the attachment no longer lists it, so it keeps what it holds",
+        }
     );
-    store.release(&rec.attachment)?;
-    // A record its attachment record does not list (legacy or hand-edited) survives
-    // `release`; it is just as stale.
+    if how == Reclaim::Attachment {
+        store.release(&rec.attachment)?;
+    }
+    // A record its attachment record does not list survives `release`: it goes alone.
     if store.is_taken(ip)? {
         store.forget_record(ip)?;
     }

@@ -2,15 +2,17 @@
 //!
 //! Starting right after the address reserved last (the set's cursor), the walk runs to
 //! the end of that range, through the following ranges of the set, wraps to the first,
-//! and ends at the cursor itself — every address exactly once. Gateways (of any range in
-//! the set) and `exclude`d addresses are never yielded. An excluded block is jumped over
-//! in one step, so excluding a /96 of a /64 costs nothing.
+//! and ends at the cursor itself — every address exactly once. Gateways and `exclude`d
+//! addresses are never yielded. That means the gateway of every range of every set, not
+//! just of the walked one: two sets may share a subnet, and a requested address is refused
+//! if it is any set's gateway, so the walk must not hand one out either. An excluded block
+//! is jumped over in one step, so excluding a /96 of a /64 costs nothing.
 //!
 //! Host-local uses the same order; as its authors note, it means a container that is
 //! recreated in a loop does not get its previous address back until the range has been
 //! gone through.
 
-use conf::ipamconf::{ip_to_u128, u128_to_ip, Range};
+use conf::ipamconf::{ip_to_u128, u128_to_ip, Range, RangeSet};
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
 
@@ -24,6 +26,8 @@ struct Span {
 
 #[derive(Debug)]
 pub struct Walk<'a> {
+    /// Every range set of the config: their gateways are all skipped.
+    sets: &'a [RangeSet],
     set: &'a [Range],
     exclude: &'a [IpNetwork],
     spans: Vec<Span>,
@@ -33,12 +37,19 @@ pub struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    /// The walk of `set` starting after `last` (from the set's start when `last` is `None`
-    /// or no longer inside the set, e.g. after a config change).
-    pub fn after(set: &'a [Range], exclude: &'a [IpNetwork], last: Option<IpAddr>) -> Walk<'a> {
+    /// The walk of `sets[set]` starting after `last` (from the set's start when `last` is
+    /// `None` or no longer inside the set, e.g. after a config change).
+    pub fn after(
+        sets: &'a [RangeSet],
+        set: usize,
+        exclude: &'a [IpNetwork],
+        last: Option<IpAddr>,
+    ) -> Walk<'a> {
+        let set = sets.get(set).map_or(&[][..], Vec::as_slice);
         let spans = spans(set, last);
         let pos = spans.first().map(|s| s.from);
         Walk {
+            sets,
             set,
             exclude,
             spans,
@@ -48,7 +59,7 @@ impl<'a> Walk<'a> {
     }
 
     fn is_gateway(&self, ip: IpAddr) -> bool {
-        self.set.iter().any(|r| r.gateway == Some(ip))
+        self.sets.iter().flatten().any(|r| r.gateway == Some(ip))
     }
 }
 
@@ -129,6 +140,10 @@ mod tests {
         .expect("range")
     }
 
+    fn alone(set: &RangeSet) -> &[RangeSet] {
+        std::slice::from_ref(set)
+    }
+
     fn ips(w: Walk<'_>) -> Vec<String> {
         w.map(|i| i.to_string()).collect()
     }
@@ -137,8 +152,22 @@ mod tests {
     fn whole_range_skips_gateway() {
         let set = vec![range("10.0.0.0/29", None, None)];
         assert_eq!(
-            ips(Walk::after(&set, &[], None)),
+            ips(Walk::after(alone(&set), 0, &[], None)),
             ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+        );
+    }
+
+    #[test]
+    fn skips_the_gateway_of_another_set() {
+        let mut other = range("10.0.0.0/24", Some("10.0.0.10"), Some("10.0.0.19"));
+        other.gateway = "10.0.0.21".parse().ok();
+        let sets = vec![
+            vec![other],
+            vec![range("10.0.0.0/24", Some("10.0.0.20"), Some("10.0.0.22"))],
+        ];
+        assert_eq!(
+            ips(Walk::after(&sets, 1, &[], None)),
+            ["10.0.0.20", "10.0.0.22"]
         );
     }
 
@@ -147,11 +176,11 @@ mod tests {
         let set = vec![range("10.0.0.0/29", None, None)];
         let last = "10.0.0.4".parse().ok();
         assert_eq!(
-            ips(Walk::after(&set, &[], last)),
+            ips(Walk::after(alone(&set), 0, &[], last)),
             ["10.0.0.5", "10.0.0.6", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
         );
         let last = "10.0.0.6".parse().ok();
-        assert_eq!(ips(Walk::after(&set, &[], last))[0], "10.0.0.2");
+        assert_eq!(ips(Walk::after(alone(&set), 0, &[], last))[0], "10.0.0.2");
     }
 
     #[test]
@@ -162,7 +191,7 @@ mod tests {
         ];
         let last = "10.0.0.11".parse().ok();
         assert_eq!(
-            ips(Walk::after(&set, &[], last)),
+            ips(Walk::after(alone(&set), 0, &[], last)),
             ["10.0.1.10", "10.0.1.11", "10.0.0.10", "10.0.0.11"]
         );
     }
@@ -171,7 +200,7 @@ mod tests {
     fn cursor_outside_the_set_starts_at_the_beginning() {
         let set = vec![range("10.0.0.0/30", None, None)];
         assert_eq!(
-            ips(Walk::after(&set, &[], "192.168.0.1".parse().ok())),
+            ips(Walk::after(alone(&set), 0, &[], "192.168.0.1".parse().ok())),
             ["10.0.0.2"]
         );
     }
@@ -180,12 +209,14 @@ mod tests {
     fn excluded_blocks_are_jumped() {
         let set = vec![range("fd00::/64", None, None)];
         let ex: Vec<IpNetwork> = vec!["fd00::/65".parse().expect("net")];
-        let first = Walk::after(&set, &ex, None).next().map(|i| i.to_string());
+        let first = Walk::after(alone(&set), 0, &ex, None)
+            .next()
+            .map(|i| i.to_string());
         assert_eq!(first.as_deref(), Some("fd00::8000:0:0:0"));
         let ex: Vec<IpNetwork> = vec!["10.0.0.3/32".parse().expect("net")];
         let set = vec![range("10.0.0.0/29", None, None)];
         assert_eq!(
-            ips(Walk::after(&set, &ex, None)),
+            ips(Walk::after(alone(&set), 0, &ex, None)),
             ["10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
         );
     }
@@ -194,7 +225,9 @@ mod tests {
     fn top_of_the_v6_space_does_not_overflow() {
         let set = vec![range("ffff:ffff:ffff:ffff::/64", None, None)];
         let last = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().ok();
-        let first = Walk::after(&set, &[], last).next().map(|i| i.to_string());
+        let first = Walk::after(alone(&set), 0, &[], last)
+            .next()
+            .map(|i| i.to_string());
         assert_eq!(first.as_deref(), Some("ffff:ffff:ffff:ffff::2"));
     }
 }

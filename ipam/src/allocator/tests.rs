@@ -71,6 +71,34 @@ fn gateway_is_skipped_wherever_it_is() {
     );
 }
 
+/// Two sets sharing a subnet, set 0's gateway inside set 1's range.
+const SHARED_SUBNET: &str = r#"{"ranges":[
+    [{"subnet":"10.0.0.0/24","rangeStart":"10.0.0.10","rangeEnd":"10.0.0.19","gateway":"10.0.0.21"}],
+    [{"subnet":"10.0.0.0/24","rangeStart":"10.0.0.20","rangeEnd":"10.0.0.22"}]]}"#;
+
+#[test]
+fn no_sets_gateway_is_handed_out() {
+    let c = cfg(SHARED_SUBNET);
+    let mut st = MemStore::new("b");
+    let mut second: Vec<IpAddr> = Vec::new();
+    for id in ["a", "b"] {
+        second.push(assign(&c, &mut st, &att(id)).expect("assign")[1]);
+    }
+    assert_eq!(second, [ip("10.0.0.20"), ip("10.0.0.22")]);
+    assert_eq!(
+        assign(&c, &mut st, &att("c"))
+            .expect_err("set 1 full")
+            .code(),
+        ErrorCode::PoolExhausted
+    );
+    assert_eq!(
+        requested_per_set(&requesting(SHARED_SUBNET, &["10.0.0.21"]))
+            .expect_err("the walk and the request check agree")
+            .code(),
+        ErrorCode::AddressOutOfRange
+    );
+}
+
 #[test]
 fn exhaustion_is_code_100_and_reserves_nothing() {
     let c = cfg(SMALL);
@@ -287,6 +315,46 @@ fn previous_boot_reservations_are_reclaimed_only_when_full() {
     assert_eq!(e.code(), ErrorCode::PoolExhausted);
 }
 
+/// A DEL cut short by a power loss left a boot-1 record of .2 naming `a`; `a` was added
+/// again this boot and got .3. Reclaiming .2 must not take .3 from it.
+#[test]
+fn reclaiming_a_leftover_record_spares_what_its_attachment_holds_now() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::new("boot2");
+    st.plant_orphan(ip("10.0.0.2"), Record::new(att("a"), Some("boot1")));
+    assert_eq!(one(&c, &mut st, "a"), "10.0.0.3");
+    for id in ["b", "c", "d"] {
+        one(&c, &mut st, id);
+    }
+    assert_eq!(one(&c, &mut st, "late"), "10.0.0.2", "the leftover goes");
+    assert_eq!(
+        st.addresses(&att("a")).expect("addrs"),
+        vec![ip("10.0.0.3")],
+        "a keeps its live address"
+    );
+    let e = assign(&c, &mut st, &att("later")).expect_err("nothing stale is left");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+}
+
+/// An address record older than the attachment record listing it (this boot's): the
+/// address is live, whatever its record's boot says.
+#[test]
+fn an_address_its_attachment_lists_under_this_boot_is_never_reclaimed() {
+    let c = cfg(SMALL);
+    let mut st = MemStore::new("boot2");
+    assert_eq!(one(&c, &mut st, "a"), "10.0.0.2");
+    st.plant_orphan(ip("10.0.0.2"), Record::new(att("a"), Some("boot1")));
+    for id in ["b", "c", "d", "e"] {
+        one(&c, &mut st, id);
+    }
+    let e = assign(&c, &mut st, &att("late")).expect_err("nothing is stale");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+    assert_eq!(
+        st.addresses(&att("a")).expect("addrs"),
+        vec![ip("10.0.0.2")]
+    );
+}
+
 /// A container brought back after a reboot under its old id (Podman) keeps its address,
 /// and from then on that reservation belongs to this boot: filling the pool must not
 /// reclaim it for someone else.
@@ -412,6 +480,12 @@ fn walk_keys_differ_by_what_the_walk_covers() {
         k(r#"{"subnet":"10.0.0.0/29","rangeStart":"10.0.0.3"}"#)
     );
     assert_ne!(base, k(r#"{"subnet":"10.0.0.0/29","gateway":"10.0.0.6"}"#));
+    let set1 = |ipam: &str| walk_key(&cfg(ipam), 1);
+    assert_ne!(
+        set1(SHARED_SUBNET),
+        set1(&SHARED_SUBNET.replace("10.0.0.21", "10.0.0.30")),
+        "another set's gateway"
+    );
     assert_ne!(
         base,
         k(r#"{"subnet":"10.0.0.0/29","exclude":["10.0.0.3"]}"#)

@@ -5,8 +5,13 @@
 //! catches orphans whose attachment record is gone. It keeps going past errors and
 //! reports all of them at the end; an attachment whose release failed keeps its address
 //! records so the two never disagree more than they already did.
+//!
+//! One exception to "unlisted means released": a reservation imported from an old
+//! host-local record that named only the container got the ifname `eth0` as a guess
+//! (`Record::ifname_guessed`); it is kept while the runtime lists any attachment of that
+//! container, since the guess may be that attachment under another name.
 
-use crate::store::Store;
+use crate::store::{Record, Store};
 use crate::Error;
 use conf::ipamconf::IpamConfig;
 use conf::Attachment;
@@ -26,21 +31,25 @@ pub(crate) fn collect<S: Store>(
     store: &mut S,
     valid: &[Attachment],
 ) -> Result<Vec<Attachment>, Error> {
-    let valid: HashSet<&Attachment> = valid.iter().collect();
+    let valid = Valid::new(valid);
     let mut released = BTreeSet::new();
-    let mut failed = HashSet::new();
+    // Attachments whose release failed or that are kept as guesses: their records stay.
+    let mut kept = HashSet::new();
     let mut errors = Vec::new();
     match store.attachments() {
         Ok(list) => {
             for att in list {
                 match att {
-                    Ok(a) if valid.contains(&a) => {}
-                    Ok(a) => match store.release(&a) {
-                        Ok(_) => {
+                    Ok(a) if valid.exact.contains(&a) => {}
+                    Ok(a) => match sweep(store, &valid, &a) {
+                        Ok(true) => {
                             released.insert(a);
                         }
+                        Ok(false) => {
+                            kept.insert(a);
+                        }
                         Err(e) => {
-                            failed.insert(a);
+                            kept.insert(a);
                             errors.push(e);
                         }
                     },
@@ -54,8 +63,7 @@ pub(crate) fn collect<S: Store>(
         Ok(list) => {
             for rec in list {
                 match rec {
-                    Ok((_, r))
-                        if valid.contains(&r.attachment) || failed.contains(&r.attachment) => {}
+                    Ok((_, r)) if valid.keeps(&r) || kept.contains(&r.attachment) => {}
                     Ok((ip, r)) => match store.forget_record(ip) {
                         Ok(()) => {
                             log::warn!(
@@ -86,11 +94,52 @@ pub(crate) fn collect<S: Store>(
     }
 }
 
+/// Releases unlisted `att` unless it is kept as a guess; whether it was released.
+fn sweep<S: Store>(store: &mut S, valid: &Valid<'_>, att: &Attachment) -> Result<bool, Error> {
+    if valid.keeps_guess(store, att)? {
+        return Ok(false);
+    }
+    store.release(att)?;
+    Ok(true)
+}
+
+/// The runtime's list of valid attachments.
+struct Valid<'a> {
+    exact: HashSet<&'a Attachment>,
+    containers: HashSet<&'a str>,
+}
+
+impl<'a> Valid<'a> {
+    fn new(valid: &'a [Attachment]) -> Valid<'a> {
+        Valid {
+            exact: valid.iter().collect(),
+            containers: valid.iter().map(|a| a.container_id.as_str()).collect(),
+        }
+    }
+
+    /// A record whose ifname was guessed at import may be the valid attachment of its
+    /// container under another name: kept while the container has any.
+    fn keeps(&self, r: &Record) -> bool {
+        self.exact.contains(&r.attachment)
+            || (r.ifname_guessed && self.containers.contains(r.attachment.container_id.as_str()))
+    }
+
+    /// Whether unlisted `att` is kept as a guess. Reads its record only when its container
+    /// has a valid attachment.
+    fn keeps_guess<S: Store>(&self, store: &S, att: &Attachment) -> Result<bool, Error> {
+        if !self.containers.contains(att.container_id.as_str()) {
+            return Ok(false);
+        }
+        Ok(store
+            .attachment_record(att)?
+            .is_some_and(|r| self.keeps(&r)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::mem::MemStore;
-    use crate::store::Record;
     use std::net::IpAddr;
 
     fn ip(s: &str) -> IpAddr {
@@ -127,5 +176,22 @@ mod tests {
             1
         );
         assert!(st.is_empty());
+    }
+
+    #[test]
+    fn a_guessed_ifname_is_kept_while_its_container_is_valid() {
+        let mut st = MemStore::new("b");
+        let guess = Record {
+            ifname_guessed: true,
+            ..Record::new(Attachment::new("old", "eth0"), None)
+        };
+        st.plant_orphan(ip("10.0.0.9"), guess);
+        let net1 = Attachment::new("old", "net1");
+        assert!(collect(&mut st, std::slice::from_ref(&net1))
+            .expect("gc")
+            .is_empty());
+        assert_eq!(st.len(), 1);
+        collect(&mut st, &[Attachment::new("other", "net1")]).expect("gc");
+        assert!(st.is_empty(), "released once the container is gone");
     }
 }

@@ -589,6 +589,13 @@ impl Store for LockedStore {
         Ok(self.fs.read_addresses(att)?.unwrap_or_default())
     }
 
+    fn attachment_record(&self, att: &Attachment) -> Result<Option<Record>, Error> {
+        Ok(match self.fs.read_attachment(att)? {
+            Some(AttachmentFile::Held(h)) => Some(h.record),
+            Some(AttachmentFile::Addresses(_)) | None => None,
+        })
+    }
+
     fn reserve(&mut self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error> {
         if ips.is_empty() {
             return Ok(());

@@ -12,7 +12,8 @@ use std::net::IpAddr;
 pub struct MemStore {
     boot: Option<String>,
     records: BTreeMap<IpAddr, Record>,
-    attachments: BTreeMap<Attachment, Vec<IpAddr>>,
+    /// Each attachment's own record and the addresses it lists.
+    attachments: BTreeMap<Attachment, (Record, Vec<IpAddr>)>,
     cursors: HashMap<usize, IpAddr>,
     /// `mark_full`'s finding.
     full: Option<FullStamp>,
@@ -55,7 +56,8 @@ impl MemStore {
         self.outside_change_at_probe = Some(self.probes.get() + n);
     }
 
-    /// Adds a record without an attachment record (an orphan, as a crash could once leave).
+    /// Adds a record without an attachment record (an orphan, as a crash could once leave),
+    /// or replaces the record of an address an attachment lists.
     pub fn plant_orphan(&mut self, ip: IpAddr, rec: Record) {
         self.records.insert(ip, rec);
     }
@@ -79,7 +81,15 @@ impl Store for MemStore {
     }
 
     fn addresses(&self, att: &Attachment) -> Result<Vec<IpAddr>, Error> {
-        Ok(self.attachments.get(att).cloned().unwrap_or_default())
+        Ok(self
+            .attachments
+            .get(att)
+            .map(|(_, ips)| ips.clone())
+            .unwrap_or_default())
+    }
+
+    fn attachment_record(&self, att: &Attachment) -> Result<Option<Record>, Error> {
+        Ok(self.attachments.get(att).map(|(rec, _)| rec.clone()))
     }
 
     fn reserve(&mut self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error> {
@@ -92,12 +102,12 @@ impl Store for MemStore {
                 holder: r.attachment.clone(),
             });
         }
+        let rec = Record::new(att.clone(), self.boot.as_deref());
         for ip in ips {
-            self.records
-                .insert(*ip, Record::new(att.clone(), self.boot.as_deref()));
+            self.records.insert(*ip, rec.clone());
         }
         if !ips.is_empty() {
-            self.attachments.insert(att.clone(), ips.to_vec());
+            self.attachments.insert(att.clone(), (rec, ips.to_vec()));
         }
         Ok(())
     }
@@ -105,7 +115,11 @@ impl Store for MemStore {
     fn release(&mut self, att: &Attachment) -> Result<Vec<IpAddr>, Error> {
         self.full = None;
         self.removals.set(self.removals.get() + 1);
-        let ips = self.attachments.remove(att).unwrap_or_default();
+        let ips = self
+            .attachments
+            .remove(att)
+            .map(|(_, ips)| ips)
+            .unwrap_or_default();
         for ip in &ips {
             if self.records.get(ip).is_some_and(|r| r.attachment == *att) {
                 self.records.remove(ip);

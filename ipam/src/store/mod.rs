@@ -47,6 +47,15 @@ pub struct Record {
     /// `/proc/sys/kernel/random/boot_id` when reserved; empty if it was unknown.
     #[serde(default)]
     pub boot: String,
+    /// The ifname is a guess: imported from an old host-local record that named only the
+    /// container. GC keeps the reservation while any attachment of the container is valid.
+    /// Absent unless set, so records stay readable by builds that do not know it.
+    #[serde(
+        default,
+        rename = "ifnameGuessed",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub ifname_guessed: bool,
 }
 
 impl Record {
@@ -59,6 +68,7 @@ impl Record {
             attachment,
             since,
             boot: boot.unwrap_or_default().to_string(),
+            ifname_guessed: false,
         }
     }
 
@@ -96,6 +106,11 @@ pub trait Store {
 
     /// The addresses `att` holds (empty when none), looked up directly by attachment.
     fn addresses(&self, att: &Attachment) -> Result<Vec<IpAddr>, Error>;
+
+    /// The record of `att`'s attachment record itself (its boot is that of the ADD that
+    /// made it, which may differ from an address record's: see `allocator::find_stale`).
+    /// `None` when `att` has none, or a format-1 one, which carries no record.
+    fn attachment_record(&self, att: &Attachment) -> Result<Option<Record>, Error>;
 
     /// Reserves all of `ips` for `att`, which must hold nothing yet. All or nothing.
     fn reserve(&mut self, att: &Attachment, ips: &[IpAddr]) -> Result<(), Error>;

@@ -528,6 +528,39 @@ fn previous_boot_reclaim_only_on_exhaustion() {
     assert_eq!(st.scan_records_from_boot("A"), 3);
 }
 
+/// A DEL cut short by a power loss: its record of .2 survived, its attachment record did
+/// not. Added again in the next boot, `a` gets .3; reclaiming .2 must leave .3 to it.
+#[test]
+fn reclaim_of_a_leftover_record_keeps_the_attachments_live_address() {
+    let d = TempDir::new("reclaim-leftover");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/29"}"#);
+    let add = |boot: &str, id: &str| {
+        let mut st = open(&d, boot);
+        crate::allocator::assign(&c, &mut st, &att(id))
+    };
+    assert_eq!(add("A", "a").expect("boot A"), vec![ip("10.0.0.2")]);
+    fs::remove_file(file(&d, "attachments/a:eth0")).expect("the DEL's first step");
+    assert_eq!(add("B", "a").expect("again"), vec![ip("10.0.0.3")]);
+    for id in ["b", "c", "d"] {
+        add("B", id).expect("fits");
+    }
+    assert_eq!(add("B", "late").expect("reclaims"), vec![ip("10.0.0.2")]);
+    let st = open(&d, "B");
+    assert_eq!(
+        st.addresses(&att("a")).expect("addrs"),
+        vec![ip("10.0.0.3")]
+    );
+    assert_eq!(
+        st.record(ip("10.0.0.3"))
+            .expect("read")
+            .map(|r| r.attachment),
+        Some(att("a"))
+    );
+    drop(st);
+    let e = add("B", "later").expect_err("nothing stale is left");
+    assert_eq!(e.code(), ErrorCode::PoolExhausted);
+}
+
 impl LockedStore {
     fn scan_records_from_boot(&self, boot: &str) -> usize {
         self.reservations()
@@ -584,6 +617,77 @@ fn host_local_reservations_are_imported_once() {
         !st.is_taken(ip("10.0.0.2")).expect("stat"),
         "not re-imported after the store exists"
     );
+}
+
+/// An old host-local record names only the container: imported as `eth0`, a guess that
+/// GC must not act on while the runtime lists the container under another ifname.
+#[test]
+fn gc_keeps_an_import_with_a_guessed_ifname_while_its_container_is_valid() {
+    let d = TempDir::new("import-guess");
+    let dir = d.path().join("net1");
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::write(dir.join("10.0.0.3"), "ctr-b").expect("legacy host-local record");
+    fs::write(dir.join("10.0.0.4"), "ctr-c\r\neth0").expect("host-local record");
+    fs::write(dir.join("10.0.0.5"), "ctr-d").expect("legacy host-local record");
+    drop(open(&d, "b"));
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    let valid = [
+        Attachment::new("ctr-b", "net1"),
+        Attachment::new("ctr-c", "net1"),
+    ];
+    assert_eq!(
+        crate::gc(&c, &valid).expect("gc"),
+        vec![att("ctr-c"), att("ctr-d")]
+    );
+    let st = open(&d, "b");
+    let rec = st.record(ip("10.0.0.3")).expect("read").expect("kept");
+    assert!(rec.ifname_guessed && rec.attachment == att("ctr-b"));
+    assert!(!st.is_taken(ip("10.0.0.4")).expect("stat"), "not a guess");
+    drop(st);
+    assert_eq!(crate::gc(&c, &[]).expect("gc"), vec![att("ctr-b")]);
+}
+
+/// `meta.json` lost: the import runs over a store that already holds addresses, and
+/// whatever conflicts with it is skipped instead of failing every lock.
+#[test]
+fn import_over_an_existing_store_skips_conflicts() {
+    let d = TempDir::new("import-conflict");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    assert_eq!(
+        crate::add(&c, &att("x")).expect("add").ips[0].address.ip(),
+        ip("10.0.0.2")
+    );
+    let dir = d.path().join("net1");
+    fs::remove_file(dir.join(META)).expect("lose meta.json");
+    fs::write(dir.join("10.0.0.2"), "ctr-a\r\neth0").expect("conflicting record");
+    fs::write(dir.join("10.0.0.5"), "ctr-a\r\neth0").expect("host-local record");
+    fs::write(dir.join("10.0.0.7"), "x\r\neth0").expect("record of x");
+    crate::status(&c).expect("status");
+    assert_eq!(
+        crate::add(&c, &att("y")).expect("add").ips[0].address.ip(),
+        ip("10.0.0.3")
+    );
+    let st = open(&d, "b");
+    assert_eq!(st.addresses(&att("x")).expect("x"), vec![ip("10.0.0.2")]);
+    assert_eq!(
+        st.record(ip("10.0.0.2"))
+            .expect("read")
+            .map(|r| r.attachment),
+        Some(att("x")),
+        "the store's record wins"
+    );
+    assert_eq!(
+        st.addresses(&att("ctr-a")).expect("a"),
+        vec![ip("10.0.0.5")]
+    );
+    assert_eq!(
+        st.record(ip("10.0.0.7"))
+            .expect("read")
+            .map(|r| r.attachment),
+        Some(att("x")),
+        "imported, not listed by x's own record"
+    );
+    assert!(tmp_is_empty(&d));
 }
 
 #[test]
