@@ -279,10 +279,12 @@ fn validate(list: &Value) -> Result<()> {
     flat["name"] = list["name"].clone();
     flat["cniVersion"] = list["cniVersion"].clone();
     let (common, conf, _) = NetConf::parse(flat.to_string().as_bytes())?;
-    conf.ipam
-        .as_ref()
-        .map(|ipam| IpamConfig::from_section(&common.name, ipam, &conf, &CmdArgs::default()))
-        .transpose()?;
+    // What an ADD would refuse: the conflist is written for ADDs.
+    conf.validate_for_add()?;
+    if let Some(ipam) = &conf.ipam {
+        IpamConfig::from_section(&common.name, ipam, &conf, &CmdArgs::default())?
+            .validate_for_add()?;
+    }
     Ok(())
 }
 
