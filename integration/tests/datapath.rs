@@ -77,8 +77,9 @@ fn masquerade_table_lives_until_last_attachment() {
 }
 
 /// The firewall is programmed once per network: a later ADD trusts the recorded state
-/// and runs no `nft` (which costs milliseconds), and CHECK is what notices drift. If ADD
-/// ever re-ran nft, the deleted table would reappear here.
+/// once netlink shows its tables exist, and runs no `nft` (which costs milliseconds);
+/// CHECK is what notices drift inside them. If ADD ever re-ran nft, the deleted chain
+/// would reappear here. (A missing table does make ADD reinstall: see firewall_drift.)
 #[test]
 fn steady_state_add_runs_no_nft_and_check_catches_drift() {
     let net = TestNet::new();
@@ -86,10 +87,14 @@ fn steady_state_add_runs_no_nft_and_check_catches_drift() {
     let (a, b) = (Container::new(), Container::new());
     rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
     let (family, table) = masq_table(&net);
-    ip::must_run_in(&net.host, &["nft", "delete", "table", &family, &table]);
+    let chain = (family.clone(), table.clone(), "postrouting".to_string());
+    ip::must_run_in(
+        &net.host,
+        &["nft", "delete", "chain", &family, &table, "postrouting"],
+    );
     rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
     assert!(
-        !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        !ip::nft_chains(&net.host).contains(&chain),
         "the second ADD ran nft"
     );
     let err = rt

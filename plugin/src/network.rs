@@ -1,6 +1,7 @@
 //! Network-level lifecycle: the first attachment of a network installs its firewall
 //! state, the last one removes it. Both decisions are made under the network's state
-//! lock, and the steady state (firewall already current) costs no `nft` exec.
+//! lock, and the steady state (firewall already current) costs no `nft` exec: the
+//! recorded stamp and a netlink question whether the tables still exist decide.
 //!
 //! Removal is deferred by `firewallTeardownDelayMs` (default 2 s): the DEL that empties
 //! the network records a deadline and starts a detached `vbridge __reap` process, which
@@ -57,34 +58,98 @@ fn ensure_firewall(conf: &NetConf, st: &NetState, subnets: &[IpNetwork]) -> Resu
     if !wants_firewall(conf) || subnets.is_empty() {
         return Ok(());
     }
-    let mut want = FirewallStamp::current(subnets.to_vec(), conf.ip_masq, conf.isolate)?;
-    let have = st.firewall()?;
-    if have.as_ref().is_some_and(|h| h.covers(&want)) {
+    let want = FirewallStamp::current(subnets.to_vec(), conf.ip_masq, conf.isolate)?;
+    // A stamp of another boot or host netns describes rules that are gone.
+    let have = st
+        .firewall()?
+        .filter(|h| h.boot_id == want.boot_id && h.netns_inode == want.netns_inode);
+    let before = match &have {
+        Some(h) if h.pending => {
+            clear_unknown(&conf.name, &h.subnets);
+            None
+        }
+        Some(h) if tables_present(&conf.name) => Some(h),
+        // Flushed behind our back (`nft flush ruleset`): as on a fresh boot.
+        Some(_) | None => None,
+    };
+    if before.is_some_and(|h| is_current(h, &want)) {
         return Ok(());
     }
-    // Same boot and host netns: keep the subnets already installed (a range set may span
-    // several subnets, each learnt from the ADD that first used it).
-    if let Some(h) = have.filter(|h| h.boot_id == want.boot_id && h.netns_inode == want.netns_inode)
-    {
-        for s in h.subnets {
-            if !want.subnets.contains(&s) {
-                want.subnets.push(s);
-            }
-        }
+    install(conf, st, &want, before, have.as_ref())
+}
+
+/// Whether the installed state already has the settings and covers the subnets.
+fn is_current(have: &FirewallStamp, want: &FirewallStamp) -> bool {
+    have.masquerade == want.masquerade
+        && have.isolate == want.isolate
+        && firewall::covers(&have.subnets, &want.subnets)
+}
+
+/// The steady-state check that the recorded rules still exist: a netlink round trip,
+/// no `nft`. If the kernel cannot be asked, the stamp is trusted as it always was.
+fn tables_present(network: &str) -> bool {
+    firewall::installed(network).unwrap_or_else(|e| {
+        log::warn!("network {network}: cannot ask whether its nftables tables exist: {e}");
+        true
+    })
+}
+
+/// An install that failed or was killed left an unknown part of its state: remove it
+/// all, so that the fresh install cannot trip over a set element it does not know of.
+fn clear_unknown(network: &str, subnets: &[IpNetwork]) {
+    if let Err(e) = firewall::remove(network, subnets) {
+        log::warn!("network {network}: could not clear a failed install: {e}");
     }
-    // Recorded first: if this process is killed while nft runs, the pending stamp makes
-    // the next ADD reinstall and the last DEL or GC remove whatever nft got to do.
+}
+
+/// Installs rules for the subnets of every registered attachment (the one being added
+/// included): not just the ones the last install knew, as a resize or an emptied range
+/// must drop subnets. `before`: the state still installed, whose elements get replaced.
+/// `have`: any stamp of this host, whose subnets a failure must not forget.
+fn install(
+    conf: &NetConf,
+    st: &NetState,
+    want: &FirewallStamp,
+    before: Option<&FirewallStamp>,
+    have: Option<&FirewallStamp>,
+) -> Result<()> {
+    let subnets = live_subnets(st, &want.subnets)?;
+    let before_subnets = before.map(|h| h.subnets.as_slice()).unwrap_or(&[]);
+    // Recorded first: if nft fails or this process is killed while it runs, the pending
+    // stamp names every subnet the sets may hold, for the next ADD, the last DEL or GC.
+    let mut maybe = subnets.clone();
+    maybe.extend(have.iter().flat_map(|h| h.subnets.iter().copied()));
     st.set_firewall(Some(&FirewallStamp {
+        subnets: maybe,
         pending: true,
         ..want.clone()
     }))?;
-    firewall::install(&NetworkRules {
-        network: &conf.name,
-        subnets: &want.subnets,
-        masquerade: conf.ip_masq,
-        isolate: conf.isolate,
-    })?;
-    st.set_firewall(Some(&want))
+    firewall::reinstall(
+        &NetworkRules {
+            network: &conf.name,
+            subnets: &subnets,
+            masquerade: conf.ip_masq,
+            isolate: conf.isolate,
+        },
+        before_subnets,
+    )?;
+    st.set_firewall(Some(&FirewallStamp {
+        subnets,
+        ..want.clone()
+    }))
+}
+
+/// `extra` and the subnets of every registered attachment, collapsed as installed.
+fn live_subnets(st: &NetState, extra: &[IpNetwork]) -> Result<Vec<IpNetwork>> {
+    let mut all: Vec<IpNetwork> = (st.list()?.into_iter())
+        .filter_map(|(_, rec)| rec)
+        .flat_map(|rec| rec.ips)
+        .chain(extra.iter().copied())
+        .filter_map(|n| IpNetwork::new(n.network(), n.prefix()).ok())
+        .collect();
+    // Listing order is arbitrary; the rule order should not be.
+    all.sort();
+    Ok(firewall::collapse(&all))
 }
 
 /// Unregisters `att`; when it was the network's last attachment, schedules the removal

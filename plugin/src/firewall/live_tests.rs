@@ -308,3 +308,77 @@ fn state_stays_in_the_thread_netns() {
         ]
     );
 }
+
+#[test]
+fn installed_follows_the_tables_and_a_flush() {
+    in_fresh_netns(|| {
+        assert!(!installed("probe").expect("probe on a clean host"));
+        let subnets = nets(&["10.80.0.0/24"]);
+        let r = NetworkRules {
+            network: "probe",
+            subnets: &subnets,
+            masquerade: true,
+            isolate: false,
+        };
+        install(&r).expect("install");
+        assert!(installed("probe").expect("probe after install"));
+        assert!(!installed("other").expect("probe of another network"));
+        nft::apply(
+            &serde_json::json!({"nftables": [{"flush": {"ruleset": null}}]}),
+            "flushing the ruleset",
+        )
+        .expect("flush ruleset");
+        assert!(!installed("probe").expect("probe after flush"));
+    });
+}
+
+/// An admin widens the subnet while pods of the old one still run: the re-install holds
+/// both, and the old element must go before the container can be added.
+#[test]
+fn resized_subnet_reinstalls_and_removes() {
+    in_fresh_netns(|| {
+        let old = nets(&["10.90.0.0/24"]);
+        let both = nets(&["10.90.0.0/23", "10.90.0.0/24"]);
+        let r = NetworkRules {
+            network: "resize",
+            subnets: &old,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&r).expect("install /24");
+        let wide = NetworkRules {
+            subnets: &both,
+            ..r
+        };
+        reinstall(&wide, &old).expect("re-install with /23 and /24");
+        assert_eq!(
+            set_elems("nets4"),
+            [serde_json::json!({"prefix": {"addr": "10.90.0.0", "len": 23}})]
+        );
+        assert_eq!(rules("vbridge-resize", "postrouting").len(), 1);
+        check(&wide).expect("check the widened network");
+        remove("resize", &both).expect("remove");
+        assert!(listing("vbridge-resize").is_none());
+        assert!(set_elems("nets4").is_empty());
+    });
+}
+
+/// A re-install that widened a subnet failed (or was killed) before nft ran: the set
+/// still holds the old element, while the stamp names both.
+#[test]
+fn removal_after_an_interrupted_resize() {
+    in_fresh_netns(|| {
+        let old = nets(&["10.91.0.0/24", "10.92.0.0/24"]);
+        let r = NetworkRules {
+            network: "cut",
+            subnets: &old,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&r).expect("install");
+        let stamp = nets(&["10.91.0.0/23", "10.91.0.0/24", "10.92.0.0/24"]);
+        remove("cut", &stamp).expect("remove");
+        assert!(listing("vbridge-cut").is_none());
+        assert!(set_elems("nets4").is_empty(), "{:?}", set_elems("nets4"));
+    });
+}

@@ -37,10 +37,11 @@
 //! # Limitations
 //! - Only networks with firewall state (ipMasq or isolate) are in `nets4`/`nets6`: an
 //!   isolated network is not isolated from a vbridge network that has neither.
-//! - Subnets of different networks must not overlap: nft rejects a partial overlap
-//!   ("interval overlaps"), and an identical subnet on two networks leaves the set
-//!   when either network is removed. [`remove`] must get the subnets [`install`] got;
-//!   a re-install with fewer subnets leaves the dropped ones in the sets.
+//! - Subnets of different networks must not overlap: nft rejects an element inside
+//!   another ("interval overlaps"), and an identical subnet on two networks leaves the
+//!   set when either network is removed. [`remove`] must get the subnets [`install`]
+//!   got, and [`reinstall`] the ones the state it replaces was built from. Within one
+//!   network a subnet inside another (a resize) is dropped: see `subnets`.
 //! - [`remove`] leaves the shared table with its (possibly empty) sets: knowing whether
 //!   another network still uses them would take a listing. It hooks nothing.
 //! - As in the reference plugin, traffic between two subnets of one network that is
@@ -51,6 +52,10 @@
 mod check;
 mod nft;
 mod plan;
+mod probe;
+mod subnets;
+
+pub(crate) use subnets::{collapse, covers};
 
 #[cfg(test)]
 mod live_tests;
@@ -118,7 +123,13 @@ pub fn table_name(network: &str) -> String {
 /// Makes the network's firewall state match `r`, in one transaction; with neither
 /// masquerade nor isolate this is [`remove`].
 pub fn install(r: &NetworkRules) -> Result<(), Error> {
-    let plan = Plan::new(r.network, r.subnets, r.masquerade, r.isolate);
+    reinstall(r, &[])
+}
+
+/// [`install`] over a state that was built from `before` and is still there: the set
+/// elements of `before` that `r` no longer has are deleted in the same transaction.
+pub fn reinstall(r: &NetworkRules, before: &[IpNetwork]) -> Result<(), Error> {
+    let plan = Plan::new(r.network, r.subnets, r.masquerade, r.isolate).replacing(before);
     nft::apply(
         &plan::batch(&plan),
         &format!("installing the firewall of network {}", r.network),
@@ -127,12 +138,32 @@ pub fn install(r: &NetworkRules) -> Result<(), Error> {
 
 /// Removes the network's table, isolation chain and set elements; succeeds when
 /// nothing is there.
+///
+/// `subnets` may nest when an install that widened a subnet failed or was killed: the
+/// set then holds either the container or what it replaced, and nft refuses to touch
+/// the one absent beside the other. So the innermost subnets get a second try.
 pub fn remove(network: &str, subnets: &[IpNetwork]) -> Result<(), Error> {
+    let outer = collapse(subnets);
+    match remove_exactly(network, &outer) {
+        Err(Error::Nft { .. }) if subnets::innermost(subnets) != outer => {
+            remove_exactly(network, &subnets::innermost(subnets))
+        }
+        r => r,
+    }
+}
+
+fn remove_exactly(network: &str, subnets: &[IpNetwork]) -> Result<(), Error> {
     let plan = Plan::new(network, subnets, false, false);
     nft::apply(
         &plan::batch(&plan),
         &format!("removing the firewall of network {network}"),
     )
+}
+
+/// Whether the tables [`install`] creates for `network` exist, asked over netlink
+/// without an exec: cheap enough for every ADD.
+pub fn installed(network: &str) -> std::io::Result<bool> {
+    probe::inet_tables_exist(&[&plan::table_name(network), SHARED_TABLE])
 }
 
 /// Lists vbridge's own tables and verifies that everything [`install`] puts there

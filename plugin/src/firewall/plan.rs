@@ -6,6 +6,8 @@
 use ipnetwork::IpNetwork;
 use serde_json::{json, Value};
 
+use super::subnets;
+
 pub(super) const FAMILY: &str = "inet";
 pub(super) const SHARED_TABLE: &str = "vbridge";
 pub(super) const POSTROUTING: &str = "postrouting";
@@ -158,8 +160,11 @@ pub(super) struct Plan {
     pub table: String,
     /// Per-network base chain in the shared table.
     pub isolate_chain: String,
-    /// Own subnets per family (index 0 = v4, 1 = v6), normalized and deduplicated.
+    /// Own subnets per family (index 0 = v4, 1 = v6), normalized, deduplicated and
+    /// collapsed (none inside another).
     pub own: [Vec<IpNetwork>; 2],
+    /// Set elements an earlier install added that this one drops, per family.
+    pub retired: [Vec<IpNetwork>; 2],
     pub masquerade: bool,
     pub isolate: bool,
     pub masq_rules: Vec<Rule>,
@@ -181,17 +186,9 @@ impl Plan {
         masquerade: bool,
         isolate: bool,
     ) -> Plan {
-        let mut own: [Vec<IpNetwork>; 2] = [Vec::new(), Vec::new()];
-        for s in subnets {
-            // Host bits would make nft reject (or silently rewrite) the prefix.
-            let Ok(net) = IpNetwork::new(s.network(), s.prefix()) else {
-                continue;
-            };
-            let list = &mut own[Family::of(&net) as usize];
-            if !list.contains(&net) {
-                list.push(net);
-            }
-        }
+        // Host bits would make nft reject (or silently rewrite) the prefix, and a subnet
+        // inside another would make it refuse the elements.
+        let own = by_family(&subnets::collapse(subnets));
         let (mut masq_rules, mut iso_rules) = (Vec::new(), Vec::new());
         for f in Family::ALL {
             let own = &own[f as usize];
@@ -206,11 +203,24 @@ impl Plan {
             table: table_name(network),
             isolate_chain: isolate_chain(network),
             own,
+            retired: [Vec::new(), Vec::new()],
             masquerade,
             isolate,
             masq_rules,
             isolate_rules: iso_rules,
         }
+    }
+
+    /// Also deletes the elements of `before` (the subnets the installed state was
+    /// built from) that this plan no longer has: nft refuses a container next to a
+    /// subnet it holds, and a dropped subnet would stay in the sets forever.
+    pub(super) fn replacing(mut self, before: &[IpNetwork]) -> Plan {
+        let gone: Vec<IpNetwork> = subnets::collapse(before)
+            .into_iter()
+            .filter(|b| !self.own[Family::of(b) as usize].contains(b))
+            .collect();
+        self.retired = by_family(&gone);
+        self
     }
 
     pub(super) fn own(&self, f: Family) -> &[IpNetwork] {
@@ -221,6 +231,14 @@ impl Plan {
     pub(super) fn has_state(&self) -> bool {
         self.masquerade || self.isolate
     }
+}
+
+fn by_family(nets: &[IpNetwork]) -> [Vec<IpNetwork>; 2] {
+    let mut out: [Vec<IpNetwork>; 2] = [Vec::new(), Vec::new()];
+    for n in nets {
+        out[Family::of(n) as usize].push(*n);
+    }
+    out
 }
 
 /// `saddr S daddr != S daddr != multicast masquerade`: the reference plugin's rule,
@@ -317,7 +335,8 @@ pub(super) fn batch(plan: &Plan) -> Value {
 /// wait for an RCU grace period (~12 ms instead of ~3.5 ms measured), and the first
 /// ADD of a network pays for this call. ipMasq off needs none (`flush table` leaves
 /// at most an empty nat chain); isolate off must delete the isolation chain, since an
-/// earlier install (the caller re-installs when the settings change) may have left it.
+/// earlier install (the caller re-installs when the settings change) may have left it,
+/// and a re-install that drops or widens a subnet must delete its old element.
 fn install_cmds(plan: &Plan, b: &mut Vec<Value>) {
     let t = plan.table.as_str();
     b.push(cmd("add", "table", table(t)));
@@ -340,6 +359,11 @@ fn install_cmds(plan: &Plan, b: &mut Vec<Value>) {
         b.push(cmd("delete", "chain", chain_ref(SHARED_TABLE, c)));
     }
     for f in Family::ALL {
+        // Before the adds: nft checks each add against the set as the batch left it.
+        let retired = &plan.retired[f as usize];
+        if !retired.is_empty() {
+            b.push(cmd("delete", "element", elements(f, retired)));
+        }
         if !plan.own(f).is_empty() {
             b.push(cmd("add", "element", elements(f, plan.own(f))));
         }
@@ -629,6 +653,60 @@ mod tests {
                 r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
                 r#"add element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
                 r#"delete element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn resized_subnet_yields_one_element_and_one_rule() {
+        // Old pods keep the /24 while new ones get the /23: nft refuses both elements.
+        let p = Plan::new("z", &nets(&["10.1.0.0/23", "10.1.0.0/24"]), true, true);
+        assert_eq!(p.own(Family::V4), nets(&["10.1.0.0/23"]));
+        assert_eq!(p.masq_rules.len(), 1);
+        let elems: Vec<String> = lines(&batch(&p))
+            .into_iter()
+            .filter(|l| l.contains("element"))
+            .collect();
+        assert_eq!(
+            elems,
+            [r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#]
+        );
+    }
+
+    #[test]
+    fn reinstall_deletes_replaced_elements_before_adding() {
+        let p = Plan::new("z", &nets(&["10.1.0.0/23", "fd00::/64"]), true, false)
+            .replacing(&nets(&["10.1.0.0/24", "10.9.0.0/24", "fd00::/64"]));
+        let elems: Vec<String> = lines(&batch(&p))
+            .into_iter()
+            .filter(|l| l.contains("element"))
+            .collect();
+        assert_eq!(
+            elems,
+            [
+                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}},{"prefix":{"addr":"10.9.0.0","len":24}}]"#,
+                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
+                r#"add element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
+            ]
+        );
+        // Nothing replaced: no deletion (it would cost an RCU grace period).
+        let same =
+            Plan::new("z", &nets(&["10.1.0.0/23"]), true, true).replacing(&nets(&["10.1.0.0/23"]));
+        assert!(!lines(&batch(&same)).iter().any(|l| l.starts_with("delete")));
+    }
+
+    #[test]
+    fn removal_of_nested_subnets_names_only_the_container() {
+        let p = Plan::new("r", &nets(&["10.1.0.0/24", "10.1.0.0/23"]), false, false);
+        let elems: Vec<String> = lines(&batch(&p))
+            .into_iter()
+            .filter(|l| l.contains("element"))
+            .collect();
+        assert_eq!(
+            elems,
+            [
+                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
+                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
             ]
         );
     }

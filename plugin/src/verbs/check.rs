@@ -49,14 +49,28 @@ pub fn check(req: &Request) -> Result<()> {
             conf.state_dir()
         )));
     }
-    if (conf.ip_masq || conf.isolate) && !ours.is_empty() {
-        firewall::check(&NetworkRules {
-            network: &conf.name,
-            subnets: &subnets_of(&ours),
-            masquerade: conf.ip_masq,
-            isolate: conf.isolate,
-        })?;
+    check_firewall(&conf, &st, &ours)
+}
+
+/// The rules are the network's, built from every subnet it has attachments in (the
+/// stamp's), so they are checked as a whole: built from this attachment's subnets
+/// alone, the plan would count another range's rules as foreign. Ours are added so
+/// that a subnet the rules do not cover is reported.
+fn check_firewall(conf: &NetConf, st: &NetState, ours: &[IpNetwork]) -> Result<()> {
+    if !(conf.ip_masq || conf.isolate) || ours.is_empty() {
+        return Ok(());
     }
+    // A corrupt stamp is not this attachment's problem; its own subnets still count.
+    let mut subnets = (st.firewall().ok().flatten())
+        .map(|s| s.subnets)
+        .unwrap_or_default();
+    subnets.extend(subnets_of(ours));
+    firewall::check(&NetworkRules {
+        network: &conf.name,
+        subnets: &subnets,
+        masquerade: conf.ip_masq,
+        isolate: conf.isolate,
+    })?;
     Ok(())
 }
 

@@ -1,0 +1,156 @@
+//! The firewall after the world changed under it: a flushed ruleset, a resized subnet,
+//! a network whose range set spans several subnets.
+
+use std::net::SocketAddr;
+
+use integration::result::ip_of;
+use integration::{ip, probe, Container, TestNet};
+use serde_json::{json, Value};
+
+/// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
+const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn masq_table(net: &TestNet) -> (String, String) {
+    ("inet".to_string(), format!("vbridge-{}", net.name))
+}
+
+/// The fixture's plugin with `ranges` as its only range set.
+fn plugin_with_ranges(net: &TestNet, ranges: &[&str]) -> Value {
+    let mut plugin = net.vbridge_plugin();
+    let set: Vec<Value> = ranges.iter().map(|s| json!({ "subnet": s })).collect();
+    plugin["ipam"] = json!({
+        "type": "vbridge-ipam",
+        "ranges": [set],
+        "dataDir": net.ipam_dir(),
+    });
+    plugin
+}
+
+/// Debian's nftables.service reload runs `nft flush ruleset`: the next ADD must put the
+/// network's rules back, though its stamp still matches the boot and netns.
+#[test]
+fn flushed_ruleset_is_reinstalled_by_the_next_add() {
+    let net = TestNet::new();
+    let out = net.outside();
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let (a, b) = (Container::new(), Container::new());
+    rt.add(&a.att).expect("ADD a");
+    ip::must_run_in(&net.host, &["nft", "flush", "ruleset"]);
+    let res = rt.add(&b.att).expect("ADD b");
+    let tables = ip::nft_tables(&net.host);
+    assert!(
+        tables.contains(&masq_table(&net)),
+        "masquerade table not reinstalled: {tables:?}"
+    );
+    assert!(
+        tables.contains(&("inet".to_string(), "vbridge".to_string())),
+        "shared table not reinstalled: {tables:?}"
+    );
+    let target = SocketAddr::from((out.addr, 7001));
+    let listener = probe::Listener::spawn(&out.ns, target).expect("listen outside");
+    probe::connect(&b.ns, target).expect("connect from container");
+    let peer = listener.peer().expect("accept");
+    assert_eq!(
+        peer.ip(),
+        out.host_addr,
+        "outside saw {peer}; container is {}",
+        ip_of(&res)
+    );
+    rt.check(&a.att).expect("CHECK a after the reinstall");
+    rt.del(&a.att).expect("DEL a");
+    rt.del(&b.att).expect("DEL b");
+    assert!(
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        "masquerade table survived the last DEL"
+    );
+}
+
+/// An admin widens the subnet (/26 → /25) while a pod of the old size runs: nft refuses
+/// a set element inside another, so the ADD after the resize used to fail (108), and so
+/// did every later one and the removal after the last DEL.
+#[test]
+fn resized_subnet_with_old_pods_running() {
+    let net = TestNet::with_prefix(26);
+    let wide = format!("{}/25", net.subnet.base);
+    let old_rt = net.runtime(net.conflist(
+        "1.0.0",
+        vec![plugin_with_ranges(&net, &[&net.subnet.to_string()])],
+    ));
+    let new_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
+    let (a, b, c) = (Container::new(), Container::new(), Container::new());
+    old_rt.add(&a.att).expect("ADD a in the /26");
+    new_rt.add(&b.att).expect("ADD b after the resize to /25");
+    new_rt.add(&c.att).expect("a later ADD");
+    old_rt
+        .check(&a.att)
+        .expect("CHECK of the pod in the old /26");
+    new_rt.check(&b.att).expect("CHECK of a pod in the /25");
+    old_rt.del(&a.att).expect("DEL a");
+    new_rt.del(&b.att).expect("DEL b");
+    new_rt.del(&c.att).expect("DEL c");
+    assert!(
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        "masquerade table survived the last DEL"
+    );
+    assert_eq!(nets4(&net), Value::Null, "set elements left behind");
+}
+
+/// What a resize used to leave: a pending stamp naming both sizes (the install failed)
+/// while the sets hold the old element. The next ADD must not keep the failed subnets'
+/// conflict alive, and the last DEL must remove everything.
+#[test]
+fn failed_install_after_a_resize_does_not_wedge_the_network() {
+    let net = TestNet::with_prefix(26);
+    let wide = format!("{}/25", net.subnet.base);
+    let old = plugin_with_ranges(&net, &[&net.subnet.to_string()]);
+    let old_rt = net.runtime(net.conflist("1.0.0", vec![old]));
+    let new_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
+    let (a, b) = (Container::new(), Container::new());
+    old_rt.add(&a.att).expect("ADD a in the /26");
+    let stamp_path = std::path::Path::new(&net.state_dir())
+        .join(&net.name)
+        .join("firewall.json");
+    let text = std::fs::read_to_string(&stamp_path).expect("read the firewall stamp");
+    let mut stamp: Value = serde_json::from_str(&text).expect("stamp JSON");
+    stamp["pending"] = json!(true);
+    stamp["subnets"] = json!([wide, net.subnet.to_string()]);
+    std::fs::write(&stamp_path, stamp.to_string()).expect("write the firewall stamp");
+
+    new_rt.add(&b.att).expect("ADD b after the failed install");
+    old_rt.check(&a.att).expect("CHECK a");
+    new_rt.check(&b.att).expect("CHECK b");
+    old_rt.del(&a.att).expect("DEL a");
+    new_rt.del(&b.att).expect("DEL b");
+    assert!(
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        "masquerade table survived the last DEL"
+    );
+    assert_eq!(nets4(&net), Value::Null, "set elements left behind");
+}
+
+/// The elements of the shared IPv4 set (null when empty).
+fn nets4(net: &TestNet) -> Value {
+    let args = ["nft", "-j", "list", "set", "inet", "vbridge", "nets4"];
+    let listed = ip::must_run_in(&net.host, &args).json();
+    listed["nftables"][1]["set"]["elem"].clone()
+}
+
+/// Two ranges in one range set: pods land in different subnets, and the network's rules
+/// cover both. CHECK of either pod must accept the rules of the other's subnet.
+#[test]
+fn check_accepts_the_rules_of_another_range() {
+    // A /30 holds one pod: the second one lands in the next range.
+    let net = TestNet::with_prefix(30);
+    let second = format!("{}/25", net.subnet.host(128));
+    let plugin = plugin_with_ranges(&net, &[&net.subnet.to_string(), &second]);
+    let rt = net.runtime(net.conflist("1.0.0", vec![plugin]));
+    let (a, b) = (Container::new(), Container::new());
+    let ra = rt.add(&a.att).expect("ADD a");
+    let rb = rt.add(&b.att).expect("ADD b");
+    assert!(net.subnet.contains(ip_of(&ra)), "a is not in the /30: {ra}");
+    assert!(!net.subnet.contains(ip_of(&rb)), "b is in the /30: {rb}");
+    rt.check(&a.att).expect("CHECK a");
+    rt.check(&b.att).expect("CHECK b");
+    rt.del(&a.att).expect("DEL a");
+    rt.del(&b.att).expect("DEL b");
+}
