@@ -110,3 +110,30 @@ fn add_over_a_retired_pair_of_the_same_attachment() {
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     assert_no_host_veth(&net);
 }
+
+/// The last DEL of a network schedules the removal of the network's nftables state; when
+/// that fails (here: its record cannot be written), the DEL still succeeds — the rules are
+/// the network's, not the attachment's — and GC removes them.
+#[test]
+fn del_succeeds_when_the_firewall_teardown_cannot_be_scheduled() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let record = std::path::Path::new(&net.state_dir())
+        .join(&net.name)
+        .join("teardown.json");
+    std::fs::create_dir_all(record.join("blocker")).expect("block the teardown record");
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    assert_no_host_veth(&net);
+    std::fs::remove_dir_all(&record).expect("unblock");
+    let mut gc = net.flat_config("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    let out = net.vbridge("GC", &c.att, &gc);
+    assert!(out.success(), "GC: {out}");
+    let table = ("inet".to_string(), format!("vbridge-{}", net.name));
+    assert!(
+        !ip::nft_tables(&net.host).contains(&table),
+        "GC left the masquerade table"
+    );
+}

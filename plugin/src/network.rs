@@ -160,7 +160,16 @@ pub fn detach(st: &NetState, conf: &NetConf, att: &Attachment) -> Result<bool> {
     if !st.is_empty()? {
         return Ok(false);
     }
-    schedule_teardown(st, conf)?;
+    // The rules belong to the network, not to the attachment being deleted: failing to
+    // schedule their removal (say, no process could be started) must not fail this DEL,
+    // which a runtime would retry forever. The stamp stays, so GC or the next emptying
+    // DEL removes them.
+    if let Err(e) = schedule_teardown(st, conf) {
+        log::error!(
+            "network {}: could not schedule the removal of its nftables state: {e}",
+            conf.name
+        );
+    }
     Ok(true)
 }
 
