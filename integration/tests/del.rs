@@ -137,3 +137,33 @@ fn del_succeeds_when_the_firewall_teardown_cannot_be_scheduled() {
         "GC left the masquerade table"
     );
 }
+
+/// After a reboot a runtime may never DEL the pods that died with it (Podman does not):
+/// their state records, of a previous boot, must not keep the network alive. Here one
+/// record is made a previous boot's; the DEL of the other attachment empties the network,
+/// so its nftables state goes (teardown delay 0) and the stale record is swept.
+#[test]
+fn records_of_a_previous_boot_do_not_keep_the_network() {
+    let net = TestNet::new();
+    let mut list = net.vbridge_conflist("1.1.0");
+    list["plugins"][0]["firewallTeardownDelayMs"] = json!(0);
+    let rt = net.runtime(list);
+    let (a, b) = (Container::new(), Container::new());
+    rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
+    rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
+    let record = std::path::Path::new(&net.state_dir())
+        .join(&net.name)
+        .join("attachments")
+        .join(format!("{}:{}", a.att.container_id, a.att.ifname));
+    let mut rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("a's record")).expect("JSON");
+    rec["boot"] = json!("00000000-0000-0000-0000-000000000000");
+    std::fs::write(&record, rec.to_string()).expect("rewrite");
+    rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
+    let table = ("inet".to_string(), format!("vbridge-{}", net.name));
+    assert!(
+        !ip::nft_tables(&net.host).contains(&table),
+        "a previous boot's record kept the masquerade table"
+    );
+    assert!(!record.exists(), "the stale record was not swept");
+}

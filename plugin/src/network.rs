@@ -143,6 +143,7 @@ fn install(
 fn live_subnets(st: &NetState, extra: &[IpNetwork]) -> Result<Vec<IpNetwork>> {
     let mut all: Vec<IpNetwork> = (st.list()?.into_iter())
         .filter_map(|(_, rec)| rec)
+        .filter(|rec| !rec.from_other_boot())
         .flat_map(|rec| rec.ips)
         .chain(extra.iter().copied())
         .filter_map(|n| IpNetwork::new(n.network(), n.prefix()).ok())

@@ -5,7 +5,10 @@
 //! - `lock`: flock held while attachments are registered/unregistered and while the
 //!   firewall is installed or removed, so "first" and "last" attachment are exact;
 //! - `attachments/<containerID>:<ifname>`: one JSON record per live attachment (host
-//!   veth, bridge, addresses); O(1) to add, remove and test for emptiness;
+//!   veth, bridge, addresses, boot id); O(1) to add and remove. A record of a previous
+//!   boot describes links and a netns that died with it (a runtime may never send its
+//!   DEL, e.g. Podman after a reboot): the emptiness test removes such records as it
+//!   meets them, so a network whose pods all went with a reboot counts as empty;
 //! - `firewall.json`: what was installed, stamped with the boot id and the inode of the
 //!   host netns. A reboot or a different host netns makes the stamp stale, so the next
 //!   ADD reinstalls instead of trusting rules that are gone.
@@ -34,6 +37,22 @@ pub struct AttachmentRecord {
     pub vlan: Option<u16>,
     #[serde(default)]
     pub netns: String,
+    /// The boot of the ADD; empty in records of builds before it was kept (or when the
+    /// boot id could not be read), which count as this boot's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub boot: String,
+}
+
+impl AttachmentRecord {
+    /// The current boot id, for a new record.
+    pub fn this_boot() -> String {
+        ipam::store::boot_id().unwrap_or_default().to_string()
+    }
+
+    /// Whether the record is known to be of a previous boot.
+    pub fn from_other_boot(&self) -> bool {
+        !self.boot.is_empty() && ipam::store::boot_id().is_some_and(|b| b != self.boot)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,12 +252,34 @@ impl NetState {
         Ok(out)
     }
 
-    /// True when no attachment is registered (reads at most one directory entry).
+    /// True when no attachment of this boot is registered. Reads records until it meets
+    /// one of this boot (the first, but after a reboot), removing those of a previous
+    /// boot on the way: each is read once, so the work is bounded by what is stale.
     pub fn is_empty(&self) -> Result<bool> {
         let dir = self.dir.join("attachments");
-        let mut rd = std::fs::read_dir(&dir)
+        let rd = std::fs::read_dir(&dir)
             .map_err(|e| Error::io(format!("failed to read {}", dir.display()), e))?;
-        Ok(rd.next().is_none())
+        for ent in rd.flatten() {
+            let p = ent.path();
+            // Unreadable or corrupt: counted as live, never removed here (GC names it).
+            let Ok(Some(rec)) = read_json::<AttachmentRecord>(&p) else {
+                return Ok(false);
+            };
+            if !rec.from_other_boot() {
+                return Ok(false);
+            }
+            log::info!(
+                "removing the record of {} (host veth {}): it is of a previous boot",
+                ent.file_name().to_string_lossy(),
+                rec.host_veth
+            );
+            if let Err(e) = std::fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(Error::io(format!("failed to remove {}", p.display()), e));
+                }
+            }
+        }
+        Ok(true)
     }
 
     pub fn firewall(&self) -> Result<Option<FirewallStamp>> {
@@ -323,7 +364,39 @@ mod tests {
             ips: vec!["10.0.0.2/24".parse().expect("net")],
             vlan: None,
             netns: "/run/netns/x".into(),
+            boot: AttachmentRecord::this_boot(),
         }
+    }
+
+    /// A record of a previous boot does not keep the network alive and goes on the way;
+    /// one of this boot, or without a boot (older builds), does.
+    #[test]
+    fn records_of_a_previous_boot_do_not_count() {
+        let d = tmp();
+        let st = NetState::lock(d.to_str().expect("utf8"), "n").expect("lock");
+        let old = |id: &str| Attachment {
+            container_id: id.into(),
+            ifname: "eth0".into(),
+        };
+        let stale = AttachmentRecord {
+            boot: "a-previous-boot".into(),
+            ..rec()
+        };
+        st.register(&old("a"), &stale).expect("register");
+        st.register(&old("b"), &stale).expect("register");
+        assert!(st.is_empty().expect("empty"), "only stale records");
+        assert!(st.list().expect("list").is_empty(), "stale records swept");
+        st.register(&old("c"), &stale).expect("register");
+        st.register(&old("d"), &rec()).expect("register");
+        assert!(!st.is_empty().expect("empty"), "a live record");
+        let legacy = AttachmentRecord {
+            boot: String::new(),
+            ..rec()
+        };
+        st.unregister(&old("d")).expect("unregister");
+        st.register(&old("e"), &legacy).expect("register");
+        assert!(!st.is_empty().expect("empty"), "a record without boot");
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]

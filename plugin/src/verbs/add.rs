@@ -273,6 +273,7 @@ impl<'a> Add<'a> {
             ips: addrs.clone(),
             vlan,
             netns: self.req.args.netns.clone(),
+            boot: AttachmentRecord::this_boot(),
         };
         network::attach(st, self.conf, &self.att, &rec, &subnets_of(&addrs))?;
         Ok(ipres)
