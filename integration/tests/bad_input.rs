@@ -93,6 +93,18 @@ fn bad_name_or_type_is_7() {
     }
 }
 
+/// A bridge name the kernel would refuse is refused before anything changes: no link, no
+/// reservation (the world's /30 would be exhausted by a leak).
+#[test]
+fn bad_bridge_name_is_7() {
+    let (net, c) = world();
+    for bad in ["a-bridge-name-too-long", "../../etc", "br 0", "br/0"] {
+        let mut conf = net.flat_config("1.0.0");
+        conf["bridge"] = json!(bad);
+        reject_conf(&net, &c, &conf, 7);
+    }
+}
+
 #[test]
 fn path_traversal_in_network_name_is_7() {
     let (net, c) = world();

@@ -7,6 +7,8 @@
 //!   journal                      present only while (or if killed while) a mutation runs
 //!   last_reserved.<set>          round-robin hint: the address reserved last in range set
 //!                                <set>, kept as a symlink's target (no data block to write)
+//!   importing                    present only while (or if killed while) a new store
+//!                                imports host-local's files (see `ensure_meta`)
 //!   full                         "<set> <walk key> <boot> <mtime of ips/>", a symlink's
 //!                                target: range set <set> had no free or reclaimable
 //!                                address (see `allocator::room`); removed by every release
@@ -60,6 +62,8 @@ const META: &str = "meta.json";
 const JOURNAL: &str = "journal";
 const CURSOR_PREFIX: &str = "last_reserved.";
 const FULL: &str = "full";
+/// Present while the first lock of a new store imports host-local's files.
+const IMPORTING: &str = "importing";
 /// See `FileStore::full_stamp`.
 const FULL_STAMP_SETTLE: Duration = Duration::from_secs(2);
 
@@ -355,10 +359,30 @@ impl LockedStore {
         let path = self.fs.dir.join(META);
         match fsio::read_opt(&path).map_err(|e| Error::io("read", &path, e))? {
             None => {
+                // host-local's files stay after the import: an established store that lost
+                // its meta.json must not take them in again — their containers are long
+                // gone, and the unknown-boot records would never be reclaimed. Only a new
+                // store imports, or one whose import was cut short (the marker says so).
+                let marker = self.fs.dir.join(IMPORTING);
+                let fresh = !self.fs.dir.join(IPS).exists() || marker.exists();
                 self.make_dirs()?;
-                self.import_host_local()?;
+                if fresh {
+                    fs::write(&marker, b"").map_err(|e| Error::io("write", &marker, e))?;
+                    self.import_host_local()?;
+                } else {
+                    log::warn!(
+                        "store {}: meta.json was missing; recreated without importing host-local files again",
+                        self.fs.dir.display()
+                    );
+                }
                 self.write_meta(&path)?;
-                fsio::sync_dir(&self.fs.dir).map_err(|e| Error::io("sync", &self.fs.dir, e))
+                fsio::sync_dir(&self.fs.dir).map_err(|e| Error::io("sync", &self.fs.dir, e))?;
+                match fs::remove_file(&marker) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(Error::io("remove", &marker, e))
+                    }
+                    _ => Ok(()),
+                }
             }
             Some(b) => match parse_json::<Meta>(&path, &b)?.format {
                 FORMAT => Ok(()),

@@ -657,12 +657,16 @@ fn import_over_an_existing_store_skips_conflicts() {
         crate::add(&c, &att("x")).expect("add").ips[0].address.ip(),
         ip("10.0.0.2")
     );
+    // A first import killed after it linked x's address: its marker makes the next lock
+    // import again, over what is there.
     let dir = d.path().join("net1");
-    fs::remove_file(dir.join(META)).expect("lose meta.json");
+    fs::remove_file(dir.join(META)).expect("cut the import short");
+    fs::write(dir.join(IMPORTING), "").expect("marker of the import");
     fs::write(dir.join("10.0.0.2"), "ctr-a\r\neth0").expect("conflicting record");
     fs::write(dir.join("10.0.0.5"), "ctr-a\r\neth0").expect("host-local record");
     fs::write(dir.join("10.0.0.7"), "x\r\neth0").expect("record of x");
     crate::status(&c).expect("status");
+    assert!(!dir.join(IMPORTING).exists(), "marker left");
     assert_eq!(
         crate::add(&c, &att("y")).expect("add").ips[0].address.ip(),
         ip("10.0.0.3")
@@ -688,6 +692,24 @@ fn import_over_an_existing_store_skips_conflicts() {
         "imported, not listed by x's own record"
     );
     assert!(tmp_is_empty(&d));
+}
+
+/// An established store that lost its meta.json does not take host-local's leftover
+/// files in again: their containers are long gone.
+#[test]
+fn lost_meta_json_does_not_import_host_local_again() {
+    let d = TempDir::new("lost-meta");
+    let c = cfg(&d, r#"{"subnet":"10.0.0.0/24"}"#);
+    crate::add(&c, &att("x")).expect("add");
+    let dir = d.path().join("net1");
+    fs::remove_file(dir.join(META)).expect("lose meta.json");
+    fs::write(dir.join("10.0.0.5"), "gone\r\neth0").expect("host-local leftover");
+    crate::status(&c).expect("status");
+    assert!(dir.join(META).exists(), "meta.json recreated");
+    let st = open(&d, "b");
+    assert!(st.addresses(&att("gone")).expect("gone").is_empty());
+    assert!(st.record(ip("10.0.0.5")).expect("read").is_none());
+    assert_eq!(st.addresses(&att("x")).expect("x"), vec![ip("10.0.0.2")]);
 }
 
 #[test]
