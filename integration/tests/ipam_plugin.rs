@@ -128,3 +128,21 @@ fn status_with_a_bad_config_is_code_7() {
         assert!(err.msg.contains("subnet"), "{}: {}", bin.display(), err.msg);
     }
 }
+
+/// CHECK against a config whose ranges no longer parse (changed since the ADD) answers
+/// with the config error, not with a mismatch the broken ranges made up.
+#[test]
+fn check_with_ranges_that_no_longer_parse_is_7() {
+    let net = TestNet::new();
+    let att = Attachment::new("ipam-check", &net.host);
+    let mut conf = ipam_config(&net, "1.1.0");
+    let add = ipam_call(&net, "ADD", &att, &conf);
+    assert!(add.success(), "ADD: {add}");
+    conf["prevResult"] = add.json();
+    conf["ipam"]["ranges"] = json!([[{"subnet": "10.255.0.1/24"}]]);
+    let check = ipam_call(&net, "CHECK", &att, &conf);
+    let err = check.expect_error(7);
+    assert!(err.msg.contains("ranges[0]"), "{}", err.msg);
+    let del = ipam_call(&net, "DEL", &att, &conf);
+    assert!(del.success(), "DEL with that config still releases: {del}");
+}

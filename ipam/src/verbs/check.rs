@@ -8,6 +8,12 @@ use std::net::IpAddr;
 
 pub fn run(req: &Request) -> Result<(), Error> {
     let (conf, cfg) = super::load(req)?;
+    // Which addresses are this store's is read off the ranges: with a range set that
+    // does not parse (a config changed since the ADD) the answer would be a misleading
+    // mismatch, so the config error is the answer.
+    if let Some(p) = &cfg.add_problem {
+        return Err(conf::Error::config(p.clone()).into());
+    }
     let prev = conf.prev_result.as_ref().ok_or_else(|| {
         conf::Error::config(
             "CHECK needs \"prevResult\" (the ADD result the runtime cached); none was given",
