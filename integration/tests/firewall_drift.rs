@@ -1,10 +1,11 @@
 //! The firewall after the world changed under it: a flushed ruleset, a resized subnet,
-//! a network whose range set spans several subnets.
+//! a network whose range set spans several subnets, an install nft refuses, a deleted
+//! isolation chain.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use integration::result::ip_of;
-use integration::{ip, probe, Container, TestNet};
+use integration::{ip, probe, Container, Outside, Runtime, TestNet};
 use serde_json::{json, Value};
 
 /// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
@@ -153,4 +154,135 @@ fn check_accepts_the_rules_of_another_range() {
     rt.check(&b.att).expect("CHECK b");
     rt.del(&a.att).expect("DEL a");
     rt.del(&b.att).expect("DEL b");
+}
+
+/// A second vbridge network `name` in `net`'s host netns, on a bridge of its own, with
+/// `subnet` as its only range (stateDir and dataDir are shared, as on a real host).
+fn sibling(net: &TestNet, suffix: &str, subnet: &str) -> Runtime {
+    let mut plugin = plugin_with_ranges(net, &[subnet]);
+    plugin["bridge"] = json!(format!("{}{suffix}", net.bridge));
+    let name = format!("{}-{suffix}", net.name);
+    net.runtime(json!({"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}))
+}
+
+/// The two /24 halves of the /23 around `net`'s subnet, and the /23.
+fn halves(net: &TestNet) -> (String, String, String) {
+    let base = u32::from(net.subnet.base) & !0x1ff;
+    let lower = Ipv4Addr::from(base);
+    let upper = Ipv4Addr::from(base + 0x100);
+    (
+        format!("{lower}/24"),
+        format!("{upper}/24"),
+        format!("{lower}/23"),
+    )
+}
+
+fn assert_masqueraded(out: &Outside, c: &Container, port: u16) {
+    let target = SocketAddr::from((out.addr, port));
+    let listener = probe::Listener::spawn(&out.ns, target).expect("listen outside");
+    probe::connect(&c.ns, target).expect("connect from the container");
+    let peer = listener.peer().expect("accept");
+    assert_eq!(
+        peer.ip(),
+        out.host_addr,
+        "outside saw {peer}: not masqueraded"
+    );
+}
+
+/// Network A is widened to a /23 that overlaps network B's /24: nft refuses every
+/// install, and must leave the rules A's running pods rely on. A failed install used to
+/// make the next ADD clear the network's state first, and so leave it with none.
+#[test]
+fn failed_install_keeps_the_rules_of_running_pods() {
+    let net = TestNet::new();
+    let out = net.outside();
+    let (lower, upper, wide) = halves(&net);
+    let a_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&lower])]));
+    let wide_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
+    let b_rt = sibling(&net, "b", &upper);
+    let (a, b, c) = (Container::new(), Container::new(), Container::new());
+    a_rt.add(&a.att).expect("ADD a in A's /24");
+    b_rt.add(&b.att).expect("ADD b in B's /24");
+    for attempt in ["first", "second"] {
+        let err = wide_rt
+            .add(&c.att)
+            .expect_err("A's /23 overlaps B's /24: nft must refuse it");
+        assert_eq!(err.code(), 108, "{attempt} ADD after the widening: {err}");
+    }
+    assert!(
+        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "A's table is gone after the failed ADDs"
+    );
+    assert_masqueraded(&out, &a, 7002);
+    b_rt.check(&b.att).expect("CHECK b: B's state untouched");
+    a_rt.del(&a.att).expect("DEL a");
+    assert!(
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        "A's table survived its last DEL"
+    );
+    // A's removal deleted its own element only, although B's lies inside A's /23.
+    assert_eq!(
+        nets4(&net),
+        json!([{"prefix": {"addr": upper.trim_end_matches("/24"), "len": 24}}])
+    );
+    b_rt.del(&b.att).expect("DEL b");
+}
+
+/// The isolate chain of a network lives in the shared table: deleted on its own (or with
+/// the table, which the next install of any network recreates), the network's tables
+/// are still there, and the next ADD must notice the chain is not.
+#[test]
+fn deleted_isolation_chain_is_restored_by_the_next_add() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["isolate"] = json!(true);
+    let rt = net.runtime(net.conflist("1.0.0", vec![plugin]));
+    let chain = format!("isolate-{}", net.name);
+    let listed =
+        || ip::nft_chains(&net.host).contains(&("inet".into(), "vbridge".into(), chain.clone()));
+    let (a, b) = (Container::new(), Container::new());
+    rt.add(&a.att).expect("ADD a");
+    assert!(listed(), "no isolate chain after the first ADD");
+    // A chain with rules cannot be deleted.
+    let delete = format!("flush chain inet vbridge {chain}; delete chain inet vbridge {chain}");
+    ip::must_run_in(&net.host, &["nft", &delete]);
+    assert!(!listed(), "the isolate chain was not deleted");
+    rt.add(&b.att).expect("ADD b");
+    assert!(
+        listed(),
+        "the isolate chain was not restored by the next ADD"
+    );
+    rt.check(&a.att).expect("CHECK a after the reinstall");
+    rt.del(&a.att).expect("DEL a");
+    rt.del(&b.att).expect("DEL b");
+}
+
+/// The network's table was deleted behind our back while its set element stayed, and
+/// the subnet is widened: the reinstall must replace the element it finds (the stamp
+/// names it), not trip over it. It used to fail once with 108, and a dropped subnet's
+/// element stayed in the set for good.
+#[test]
+fn resize_after_the_table_was_deleted() {
+    let net = TestNet::with_prefix(26);
+    let wide = format!("{}/25", net.subnet.base);
+    let old_rt = net.runtime(net.conflist(
+        "1.0.0",
+        vec![plugin_with_ranges(&net, &[&net.subnet.to_string()])],
+    ));
+    let new_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
+    let (a, b) = (Container::new(), Container::new());
+    old_rt.add(&a.att).expect("ADD a in the /26");
+    let table = format!("vbridge-{}", net.name);
+    ip::must_run_in(&net.host, &["nft", "delete", "table", "inet", &table]);
+    new_rt.add(&b.att).expect("ADD b after the resize to /25");
+    let base = net.subnet.base.to_string();
+    assert_eq!(nets4(&net), json!([{"prefix": {"addr": base, "len": 25}}]));
+    new_rt.check(&b.att).expect("CHECK b");
+    old_rt.del(&a.att).expect("DEL a");
+    new_rt.del(&b.att).expect("DEL b");
+    assert!(
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        "masquerade table survived the last DEL"
+    );
+    assert_eq!(nets4(&net), Value::Null, "set elements left behind");
 }

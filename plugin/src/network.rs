@@ -1,7 +1,8 @@
 //! Network-level lifecycle: the first attachment of a network installs its firewall
 //! state, the last one removes it. Both decisions are made under the network's state
 //! lock, and the steady state (firewall already current) costs no `nft` exec: the
-//! recorded stamp and a netlink question whether the tables still exist decide.
+//! recorded stamp and a netlink question whether the tables (and the isolation chain)
+//! still exist decide.
 //!
 //! Removal is deferred by `firewallTeardownDelayMs` (default 2 s): the DEL that empties
 //! the network records a deadline and starts a detached `vbridge __reap` process, which
@@ -63,19 +64,15 @@ fn ensure_firewall(conf: &NetConf, st: &NetState, subnets: &[IpNetwork]) -> Resu
     let have = st
         .firewall()?
         .filter(|h| h.boot_id == want.boot_id && h.netns_inode == want.netns_inode);
-    let before = match &have {
-        Some(h) if h.pending => {
-            clear_unknown(&conf.name, &h.subnets);
-            None
-        }
-        Some(h) if tables_present(&conf.name) => Some(h),
-        // Flushed behind our back (`nft flush ruleset`): as on a fresh boot.
-        Some(_) | None => None,
-    };
-    if before.is_some_and(|h| is_current(h, &want)) {
+    // A pending stamp (an install failed or was killed) is never current; nor are rules
+    // deleted behind our back (`nft flush ruleset`).
+    let current = have
+        .as_ref()
+        .is_some_and(|h| !h.pending && is_current(h, &want) && rules_present(conf));
+    if current {
         return Ok(());
     }
-    install(conf, st, &want, before, have.as_ref())
+    install(conf, st, &want, have.as_ref())
 }
 
 /// Whether the installed state already has the settings and covers the subnets.
@@ -87,40 +84,37 @@ fn is_current(have: &FirewallStamp, want: &FirewallStamp) -> bool {
 
 /// The steady-state check that the recorded rules still exist: a netlink round trip,
 /// no `nft`. If the kernel cannot be asked, the stamp is trusted as it always was.
-fn tables_present(network: &str) -> bool {
-    firewall::installed(network).unwrap_or_else(|e| {
-        log::warn!("network {network}: cannot ask whether its nftables tables exist: {e}");
+fn rules_present(conf: &NetConf) -> bool {
+    firewall::installed(&conf.name, conf.isolate).unwrap_or_else(|e| {
+        log::warn!(
+            "network {}: cannot ask whether its nftables state exists: {e}",
+            conf.name
+        );
         true
     })
 }
 
-/// An install that failed or was killed left an unknown part of its state: remove it
-/// all, so that the fresh install cannot trip over a set element it does not know of.
-fn clear_unknown(network: &str, subnets: &[IpNetwork]) {
-    if let Err(e) = firewall::remove(network, subnets) {
-        log::warn!("network {network}: could not clear a failed install: {e}");
-    }
-}
-
 /// Installs rules for the subnets of every registered attachment (the one being added
 /// included): not just the ones the last install knew, as a resize or an emptied range
-/// must drop subnets. `before`: the state still installed, whose elements get replaced.
-/// `have`: any stamp of this host, whose subnets a failure must not forget.
+/// must drop subnets. `have`: any stamp of this host and boot, whose subnets the sets
+/// may hold. The install replaces whatever is there in one transaction, so a failure
+/// leaves the rules in place for the pods that run.
 fn install(
     conf: &NetConf,
     st: &NetState,
     want: &FirewallStamp,
-    before: Option<&FirewallStamp>,
     have: Option<&FirewallStamp>,
 ) -> Result<()> {
     let subnets = live_subnets(st, &want.subnets)?;
-    let before_subnets = before.map(|h| h.subnets.as_slice()).unwrap_or(&[]);
     // Recorded first: if nft fails or this process is killed while it runs, the pending
     // stamp names every subnet the sets may hold, for the next ADD, the last DEL or GC.
     let mut maybe = subnets.clone();
     maybe.extend(have.iter().flat_map(|h| h.subnets.iter().copied()));
+    // Every failed ADD would add the live subnets again.
+    maybe.sort();
+    maybe.dedup();
     st.set_firewall(Some(&FirewallStamp {
-        subnets: maybe,
+        subnets: maybe.clone(),
         pending: true,
         ..want.clone()
     }))?;
@@ -131,7 +125,7 @@ fn install(
             masquerade: conf.ip_masq,
             isolate: conf.isolate,
         },
-        before_subnets,
+        &maybe,
     )?;
     st.set_firewall(Some(&FirewallStamp {
         subnets,

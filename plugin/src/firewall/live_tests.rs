@@ -312,7 +312,7 @@ fn state_stays_in_the_thread_netns() {
 #[test]
 fn installed_follows_the_tables_and_a_flush() {
     in_fresh_netns(|| {
-        assert!(!installed("probe").expect("probe on a clean host"));
+        assert!(!installed("probe", false).expect("probe on a clean host"));
         let subnets = nets(&["10.80.0.0/24"]);
         let r = NetworkRules {
             network: "probe",
@@ -321,14 +321,14 @@ fn installed_follows_the_tables_and_a_flush() {
             isolate: false,
         };
         install(&r).expect("install");
-        assert!(installed("probe").expect("probe after install"));
-        assert!(!installed("other").expect("probe of another network"));
+        assert!(installed("probe", false).expect("probe after install"));
+        assert!(!installed("other", false).expect("probe of another network"));
         nft::apply(
             &serde_json::json!({"nftables": [{"flush": {"ruleset": null}}]}),
             "flushing the ruleset",
         )
         .expect("flush ruleset");
-        assert!(!installed("probe").expect("probe after flush"));
+        assert!(!installed("probe", false).expect("probe after flush"));
     });
 }
 
@@ -380,5 +380,128 @@ fn removal_after_an_interrupted_resize() {
         remove("cut", &stamp).expect("remove");
         assert!(listing("vbridge-cut").is_none());
         assert!(set_elems("nets4").is_empty(), "{:?}", set_elems("nets4"));
+    });
+}
+
+/// A failed install grew one subnet and shrank another: the stamp names both sizes of
+/// each while the sets hold one size of each. Removal used to try all outer, then all
+/// inner subnets, and wedged; it now deletes what the sets hold.
+#[test]
+fn removal_after_a_failed_install_that_nested_both_ways() {
+    in_fresh_netns(|| {
+        let old = nets(&["10.93.0.0/24", "10.94.0.0/23"]);
+        let r = NetworkRules {
+            network: "both",
+            subnets: &old,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&r).expect("install");
+        let stamp = nets(&[
+            "10.93.0.0/23",
+            "10.93.0.0/24",
+            "10.94.0.0/23",
+            "10.94.0.0/24",
+        ]);
+        remove("both", &stamp).expect("remove");
+        assert!(listing("vbridge-both").is_none());
+        assert!(set_elems("nets4").is_empty(), "{:?}", set_elems("nets4"));
+    });
+}
+
+/// The install the failed one replaced left its elements; the next install (told every
+/// subnet an earlier one may have added) replaces them, dropped and resized ones alike,
+/// and keeps another network's.
+#[test]
+fn reinstall_after_a_failed_one_drops_and_resizes_exactly() {
+    in_fresh_netns(|| {
+        let other = nets(&["10.97.0.0/24"]);
+        install(&NetworkRules {
+            network: "other",
+            subnets: &other,
+            masquerade: true,
+            isolate: false,
+        })
+        .expect("install the other network");
+        let old = nets(&["10.95.0.0/24", "10.96.0.0/24"]);
+        let r = NetworkRules {
+            network: "mine",
+            subnets: &old,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&r).expect("install");
+        let new = nets(&["10.95.0.0/23"]);
+        let stamp = nets(&["10.95.0.0/23", "10.95.0.0/24", "10.96.0.0/24"]);
+        reinstall(&NetworkRules { subnets: &new, ..r }, &stamp).expect("reinstall");
+        assert_eq!(
+            set_elems("nets4"),
+            [
+                serde_json::json!({"prefix": {"addr": "10.95.0.0", "len": 23}}),
+                serde_json::json!({"prefix": {"addr": "10.97.0.0", "len": 24}}),
+            ]
+        );
+    });
+}
+
+/// Another network's subnet inside the one being installed stays where it is: the
+/// install fails as a whole and leaves the rules it would have replaced.
+#[test]
+fn a_failed_install_changes_nothing() {
+    in_fresh_netns(|| {
+        let b = nets(&["10.98.1.0/24"]);
+        let rb = NetworkRules {
+            network: "b",
+            subnets: &b,
+            masquerade: true,
+            isolate: false,
+        };
+        install(&rb).expect("install b");
+        let a = nets(&["10.98.0.0/24"]);
+        let ra = NetworkRules {
+            network: "a",
+            subnets: &a,
+            ..rb
+        };
+        install(&ra).expect("install a");
+        let wide = nets(&["10.98.0.0/23"]);
+        for _ in 0..2 {
+            let err = reinstall(
+                &NetworkRules {
+                    subnets: &wide,
+                    ..ra
+                },
+                &[a[0], wide[0]],
+            )
+            .expect_err("b's subnet is inside the /23");
+            assert!(err.to_string().contains("overlap"), "{err}");
+        }
+        check(&ra).expect("a's rules are still in place");
+        check(&rb).expect("b untouched");
+    });
+}
+
+#[test]
+fn installed_asks_for_the_isolation_chain() {
+    in_fresh_netns(|| {
+        let subnets = nets(&["10.99.0.0/24"]);
+        let r = NetworkRules {
+            network: "iso",
+            subnets: &subnets,
+            masquerade: true,
+            isolate: true,
+        };
+        install(&r).expect("install");
+        assert!(installed("iso", true).expect("probe after install"));
+        nft::apply(
+            &serde_json::json!({"nftables": [
+                {"flush": {"chain": {"family": "inet", "table": "vbridge", "name": "isolate-iso"}}},
+                {"delete": {"chain": {"family": "inet", "table": "vbridge", "name": "isolate-iso"}}},
+            ]}),
+            "deleting the isolation chain",
+        )
+        .expect("delete the chain");
+        assert!(!installed("iso", true).expect("probe without the chain"));
+        assert!(installed("iso", false).expect("probe of the tables only"));
     });
 }

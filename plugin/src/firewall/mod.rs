@@ -1,8 +1,10 @@
 //! nftables state of a network: masquerade and isolation, programmed once per network.
 //!
 //! The caller runs [`install`] when a network gets its first attachment and [`remove`]
-//! when the last one goes; steady-state ADD/DEL never exec `nft`. Each call is one
-//! `nft -j -f -` exec, i.e. one atomic transaction, and is idempotent.
+//! when the last one goes; steady-state ADD/DEL never exec `nft`. Each call lists the
+//! shared table (`nft -j list`) and then applies one `nft -j -f -` batch, i.e. one
+//! atomic transaction: if nft refuses it, the state before stays as it was. Each call
+//! is idempotent.
 //!
 //! # Layout
 //! ```text
@@ -21,29 +23,34 @@
 //! Why this shape: a rule can only use a set of its own table, so the isolation chain
 //! of each network lives in the shared table next to the sets; being a base chain of
 //! its own, it is created, flushed and deleted without touching any other network's
-//! rules (no rule handles, no listing before a change). Traffic to the outside and
-//! inside the network passes (policy accept, returns first, also with br_netfilter).
+//! rules (no rule handles). Traffic to the outside and inside the network passes
+//! (policy accept, returns first, also with br_netfilter).
 //!
 //! # Idempotency and cost
 //! `add` of an existing table/chain/set/element is a no-op, `add rule` is not. So
 //! [`install`] flushes the per-network table and the isolation chain before adding
 //! rules (a re-install with more subnets or other settings is exact; ipMasq turned off
-//! leaves at most an empty nat chain), and [`remove`] `add`s each object before
-//! deleting it in the same batch so that nothing missing makes it fail. Any deletion
-//! makes the kernel's commit wait for an RCU grace period (measured ~3.5 ms per
-//! transaction without, ~12 ms with), so [`install`] deletes only when it must: the
-//! isolation chain of a network with isolate off.
+//! leaves at most an empty nat chain), and [`remove`] `add`s the table and chain before
+//! deleting them in the same batch so that nothing missing makes it fail. Set elements
+//! cannot be treated so: `add` of one nested in a present one fails, and this nft has
+//! no `destroy`. So both first list the sets, and delete exactly the listed elements
+//! that are the network's (see `sets`): whatever a failed or killed install left. Any
+//! deletion makes the kernel's commit wait for an RCU grace period (measured ~3.5 ms
+//! per transaction without, ~12 ms with), so [`install`] deletes only when it must: the
+//! isolation chain of a network with isolate off, and elements it no longer has.
 //!
 //! # Limitations
 //! - Only networks with firewall state (ipMasq or isolate) are in `nets4`/`nets6`: an
 //!   isolated network is not isolated from a vbridge network that has neither.
 //! - Subnets of different networks must not overlap: nft rejects an element inside
 //!   another ("interval overlaps"), and an identical subnet on two networks leaves the
-//!   set when either network is removed. [`remove`] must get the subnets [`install`]
-//!   got, and [`reinstall`] the ones the state it replaces was built from. Within one
-//!   network a subnet inside another (a resize) is dropped: see `subnets`.
-//! - [`remove`] leaves the shared table with its (possibly empty) sets: knowing whether
-//!   another network still uses them would take a listing. It hooks nothing.
+//!   set when either network is removed. [`remove`] and [`reinstall`] must get every
+//!   subnet an earlier install may have added: an element is the network's only if it
+//!   is exactly one of them. Within one network a subnet inside another (a resize) is
+//!   dropped: see `subnets`.
+//! - [`remove`] leaves the shared table with its (possibly empty) sets: another
+//!   network may start using them between the listing and the removal. It hooks
+//!   nothing.
 //! - As in the reference plugin, traffic between two subnets of one network that is
 //!   routed by the host is masqueraded (`daddr != S` names only the source's subnet).
 //!
@@ -53,6 +60,7 @@ mod check;
 mod nft;
 mod plan;
 mod probe;
+mod sets;
 mod subnets;
 
 pub(crate) use subnets::{collapse, covers};
@@ -126,44 +134,57 @@ pub fn install(r: &NetworkRules) -> Result<(), Error> {
     reinstall(r, &[])
 }
 
-/// [`install`] over a state that was built from `before` and is still there: the set
-/// elements of `before` that `r` no longer has are deleted in the same transaction.
-pub fn reinstall(r: &NetworkRules, before: &[IpNetwork]) -> Result<(), Error> {
-    let plan = Plan::new(r.network, r.subnets, r.masquerade, r.isolate).replacing(before);
+/// [`install`] over whatever an earlier install left: `previous` names every subnet one
+/// may have put in the sets (a failed one's included). Those of its elements the sets
+/// hold and `r` no longer has are deleted in the same transaction. If nft fails, nothing
+/// changed: the rules in place stay.
+pub fn reinstall(r: &NetworkRules, previous: &[IpNetwork]) -> Result<(), Error> {
+    let known: Vec<IpNetwork> = previous.iter().chain(r.subnets).copied().collect();
+    let plan =
+        Plan::new(r.network, r.subnets, r.masquerade, r.isolate).retiring(&listed_sets()?, &known);
     nft::apply(
         &plan::batch(&plan),
         &format!("installing the firewall of network {}", r.network),
     )
 }
 
-/// Removes the network's table, isolation chain and set elements; succeeds when
-/// nothing is there.
-///
-/// `subnets` may nest when an install that widened a subnet failed or was killed: the
-/// set then holds either the container or what it replaced, and nft refuses to touch
-/// the one absent beside the other. So the innermost subnets get a second try.
+/// Removes the network's table, isolation chain and set elements (those the sets hold
+/// of `subnets`, every subnet an install may have added), in one transaction; succeeds
+/// when nothing is there.
 pub fn remove(network: &str, subnets: &[IpNetwork]) -> Result<(), Error> {
-    let outer = collapse(subnets);
-    match remove_exactly(network, &outer) {
-        Err(Error::Nft { .. }) if subnets::innermost(subnets) != outer => {
-            remove_exactly(network, &subnets::innermost(subnets))
-        }
-        r => r,
-    }
-}
-
-fn remove_exactly(network: &str, subnets: &[IpNetwork]) -> Result<(), Error> {
-    let plan = Plan::new(network, subnets, false, false);
+    let plan = Plan::new(network, subnets, false, false).retiring(&listed_sets()?, subnets);
     nft::apply(
         &plan::batch(&plan),
         &format!("removing the firewall of network {network}"),
     )
 }
 
-/// Whether the tables [`install`] creates for `network` exist, asked over netlink
-/// without an exec: cheap enough for every ADD.
-pub fn installed(network: &str) -> std::io::Result<bool> {
-    probe::inet_tables_exist(&[&plan::table_name(network), SHARED_TABLE])
+/// The elements of the shared sets, asked: one `nft` exec for both sets.
+fn listed_sets() -> Result<sets::Listed, Error> {
+    let listing = nft::list_table(FAMILY, SHARED_TABLE)?;
+    sets::Listed::parse(listing.as_ref()).map_err(|detail| Error::Output {
+        what: format!("listing table {FAMILY} {SHARED_TABLE}"),
+        detail,
+    })
+}
+
+/// Whether the tables [`install`] creates for `network` exist, and with `isolate` its
+/// isolation chain: asked over netlink without an exec, cheap enough for every ADD. The
+/// chain goes with the shared table, which another network's install recreates empty.
+pub fn installed(network: &str, isolate: bool) -> std::io::Result<bool> {
+    let own = plan::table_name(network);
+    let chain = plan::isolate_chain(network);
+    let mut objects = vec![
+        probe::Object::Table(&own),
+        probe::Object::Table(SHARED_TABLE),
+    ];
+    if isolate {
+        objects.push(probe::Object::Chain {
+            table: SHARED_TABLE,
+            name: &chain,
+        });
+    }
+    probe::inet_objects_exist(&objects)
 }
 
 /// Lists vbridge's own tables and verifies that everything [`install`] puts there

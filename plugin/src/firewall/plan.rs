@@ -6,6 +6,7 @@
 use ipnetwork::IpNetwork;
 use serde_json::{json, Value};
 
+use super::sets::Listed;
 use super::subnets;
 
 pub(super) const FAMILY: &str = "inet";
@@ -163,8 +164,9 @@ pub(super) struct Plan {
     /// Own subnets per family (index 0 = v4, 1 = v6), normalized, deduplicated and
     /// collapsed (none inside another).
     pub own: [Vec<IpNetwork>; 2],
-    /// Set elements an earlier install added that this one drops, per family.
-    pub retired: [Vec<IpNetwork>; 2],
+    /// Listed set elements of the network that this plan drops, per family, in the form
+    /// nft listed them.
+    pub retired: [Vec<Value>; 2],
     pub masquerade: bool,
     pub isolate: bool,
     pub masq_rules: Vec<Rule>,
@@ -211,15 +213,18 @@ impl Plan {
         }
     }
 
-    /// Also deletes the elements of `before` (the subnets the installed state was
-    /// built from) that this plan no longer has: nft refuses a container next to a
-    /// subnet it holds, and a dropped subnet would stay in the sets forever.
-    pub(super) fn replacing(mut self, before: &[IpNetwork]) -> Plan {
-        let gone: Vec<IpNetwork> = subnets::collapse(before)
-            .into_iter()
-            .filter(|b| !self.own[Family::of(b) as usize].contains(b))
-            .collect();
-        self.retired = by_family(&gone);
+    /// Also deletes the listed elements of the network (those that are exactly one of
+    /// `known`, every subnet an earlier install may have added) that this plan does not
+    /// keep: nft refuses a container next to a subnet it holds, and a dropped subnet
+    /// would stay in the sets forever. A removal plan keeps none.
+    pub(super) fn retiring(mut self, listed: &Listed, known: &[IpNetwork]) -> Plan {
+        for f in Family::ALL {
+            let keep: &[IpNetwork] = if self.has_state() { self.own(f) } else { &[] };
+            self.retired[f as usize] = (listed.ours(f, known))
+                .filter(|e| !keep.iter().any(|k| e.is(k)))
+                .map(|e| e.json.clone())
+                .collect();
+        }
         self
     }
 
@@ -313,7 +318,10 @@ pub(super) fn element(net: &IpNetwork) -> Value {
 }
 
 fn elements(f: Family, nets: &[IpNetwork]) -> Value {
-    let elem: Vec<Value> = nets.iter().map(element).collect();
+    listed_elements(f, nets.iter().map(element).collect())
+}
+
+fn listed_elements(f: Family, elem: Vec<Value>) -> Value {
     json!({"family": FAMILY, "table": SHARED_TABLE, "name": f.set(), "elem": elem})
 }
 
@@ -336,7 +344,7 @@ pub(super) fn batch(plan: &Plan) -> Value {
 /// ADD of a network pays for this call. ipMasq off needs none (`flush table` leaves
 /// at most an empty nat chain); isolate off must delete the isolation chain, since an
 /// earlier install (the caller re-installs when the settings change) may have left it,
-/// and a re-install that drops or widens a subnet must delete its old element.
+/// and a re-install that drops or resizes a subnet must delete its listed old element.
 fn install_cmds(plan: &Plan, b: &mut Vec<Value>) {
     let t = plan.table.as_str();
     b.push(cmd("add", "table", table(t)));
@@ -360,18 +368,29 @@ fn install_cmds(plan: &Plan, b: &mut Vec<Value>) {
     }
     for f in Family::ALL {
         // Before the adds: nft checks each add against the set as the batch left it.
-        let retired = &plan.retired[f as usize];
-        if !retired.is_empty() {
-            b.push(cmd("delete", "element", elements(f, retired)));
-        }
+        delete_retired(plan, f, b);
         if !plan.own(f).is_empty() {
             b.push(cmd("add", "element", elements(f, plan.own(f))));
         }
     }
 }
 
-/// Deletes everything of the network; each object is `add`ed first (a no-op when
-/// present) so that its deletion cannot fail on a missing object.
+/// Deletes exactly the listed elements the plan retires: nft fails the whole
+/// transaction on an absent one, so none is guessed.
+fn delete_retired(plan: &Plan, f: Family, b: &mut Vec<Value>) {
+    let retired = &plan.retired[f as usize];
+    if !retired.is_empty() {
+        b.push(cmd(
+            "delete",
+            "element",
+            listed_elements(f, retired.clone()),
+        ));
+    }
+}
+
+/// Deletes everything of the network: the table and chain are `add`ed first (a no-op
+/// when present) so that their deletion cannot fail on a missing object; the elements
+/// deleted are the listed ones of the network (see [`Plan::retiring`]).
 fn remove_cmds(plan: &Plan, b: &mut Vec<Value>) {
     let t = plan.table.as_str();
     b.push(cmd("add", "table", table(t)));
@@ -384,10 +403,7 @@ fn remove_cmds(plan: &Plan, b: &mut Vec<Value>) {
     b.push(cmd("delete", "chain", chain_ref(SHARED_TABLE, c)));
     // After the chain: its rules reference the sets.
     for f in Family::ALL {
-        if !plan.own(f).is_empty() {
-            b.push(cmd("add", "element", elements(f, plan.own(f))));
-            b.push(cmd("delete", "element", elements(f, plan.own(f))));
-        }
+        delete_retired(plan, f, b);
     }
 }
 
@@ -634,9 +650,30 @@ mod tests {
         }
     }
 
+    /// What `nft -j list table inet vbridge` shows for these set elements.
+    fn listed(v4: &[&str], v6: &[&str]) -> Listed {
+        let elems = |l: &[&str]| -> Vec<Value> { nets(l).iter().map(element).collect() };
+        let listing = json!({"nftables": [
+            {"set": {"family": "inet", "table": "vbridge", "name": "nets4", "elem": elems(v4)}},
+            {"set": {"family": "inet", "table": "vbridge", "name": "nets6", "elem": elems(v6)}},
+        ]});
+        Listed::parse(Some(&listing)).expect("listing")
+    }
+
+    fn element_lines(p: &Plan) -> Vec<String> {
+        lines(&batch(p))
+            .into_iter()
+            .filter(|l| l.contains("element"))
+            .collect()
+    }
+
     #[test]
-    fn removal_batch_adds_then_deletes_everything() {
-        let p = Plan::new("r", &nets(&["10.1.0.0/24", "fd00::/64"]), false, false);
+    fn removal_batch_deletes_everything_listed_of_ours() {
+        let ours = nets(&["10.1.0.0/24", "fd00::/64"]);
+        let p = Plan::new("r", &ours, false, false).retiring(
+            &listed(&["10.1.0.0/24", "10.2.0.0/24"], &["fd00::/64"]),
+            &ours,
+        );
         assert!(!p.has_state());
         assert_eq!(
             lines(&batch(&p)),
@@ -649,12 +686,17 @@ mod tests {
                 "add chain vbridge/isolate-r",
                 "flush chain vbridge/isolate-r",
                 "delete chain vbridge/isolate-r",
-                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
                 r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
-                r#"add element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
                 r#"delete element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
             ]
         );
+    }
+
+    #[test]
+    fn removal_deletes_no_element_that_is_not_listed() {
+        let ours = nets(&["10.1.0.0/24", "fd00::/64"]);
+        let p = Plan::new("r", &ours, false, false).retiring(&listed(&[], &[]), &ours);
+        assert!(element_lines(&p).is_empty());
     }
 
     #[test]
@@ -675,14 +717,13 @@ mod tests {
 
     #[test]
     fn reinstall_deletes_replaced_elements_before_adding() {
-        let p = Plan::new("z", &nets(&["10.1.0.0/23", "fd00::/64"]), true, false)
-            .replacing(&nets(&["10.1.0.0/24", "10.9.0.0/24", "fd00::/64"]));
-        let elems: Vec<String> = lines(&batch(&p))
-            .into_iter()
-            .filter(|l| l.contains("element"))
-            .collect();
+        let known = nets(&["10.1.0.0/23", "10.1.0.0/24", "10.9.0.0/24", "fd00::/64"]);
+        let p = Plan::new("z", &nets(&["10.1.0.0/23", "fd00::/64"]), true, false).retiring(
+            &listed(&["10.1.0.0/24", "10.9.0.0/24"], &["fd00::/64"]),
+            &known,
+        );
         assert_eq!(
-            elems,
+            element_lines(&p),
             [
                 r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}},{"prefix":{"addr":"10.9.0.0","len":24}}]"#,
                 r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
@@ -690,23 +731,47 @@ mod tests {
             ]
         );
         // Nothing replaced: no deletion (it would cost an RCU grace period).
-        let same =
-            Plan::new("z", &nets(&["10.1.0.0/23"]), true, true).replacing(&nets(&["10.1.0.0/23"]));
+        let same = Plan::new("z", &nets(&["10.1.0.0/23"]), true, true)
+            .retiring(&listed(&["10.1.0.0/23"], &[]), &nets(&["10.1.0.0/23"]));
         assert!(!lines(&batch(&same)).iter().any(|l| l.starts_with("delete")));
     }
 
+    /// A failed install grew one subnet and shrank another: the sets hold one size of
+    /// each, and only the listed ones are deleted, whichever they are.
     #[test]
-    fn removal_of_nested_subnets_names_only_the_container() {
-        let p = Plan::new("r", &nets(&["10.1.0.0/24", "10.1.0.0/23"]), false, false);
-        let elems: Vec<String> = lines(&batch(&p))
-            .into_iter()
-            .filter(|l| l.contains("element"))
-            .collect();
+    fn nesting_both_ways_deletes_what_is_listed() {
+        let known = nets(&["10.1.0.0/23", "10.1.0.0/24", "10.4.0.0/23", "10.4.0.0/24"]);
+        let listed = listed(&["10.1.0.0/24", "10.4.0.0/23"], &[]);
+        let install = Plan::new("n", &nets(&["10.1.0.0/23", "10.4.0.0/24"]), true, false)
+            .retiring(&listed, &known);
         assert_eq!(
-            elems,
+            element_lines(&install),
             [
+                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}},{"prefix":{"addr":"10.4.0.0","len":23}}]"#,
+                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}},{"prefix":{"addr":"10.4.0.0","len":24}}]"#,
+            ]
+        );
+        let removal = Plan::new("n", &known, false, false).retiring(&listed, &known);
+        assert_eq!(
+            element_lines(&removal),
+            [
+                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}},{"prefix":{"addr":"10.4.0.0","len":23}}]"#,
+            ]
+        );
+    }
+
+    /// Another network's subnet inside a wider one of ours stays: nft must refuse the
+    /// install rather than take that network's element away.
+    #[test]
+    fn a_foreign_element_inside_ours_is_not_retired() {
+        let ours = nets(&["10.1.0.0/23", "10.1.0.0/24"]);
+        let p = Plan::new("a", &ours, true, false)
+            .retiring(&listed(&["10.1.0.0/24", "10.1.1.0/24"], &[]), &ours);
+        assert_eq!(
+            element_lines(&p),
+            [
+                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
                 r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
-                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
             ]
         );
     }

@@ -40,14 +40,6 @@ pub(crate) fn collapse(nets: &[IpNetwork]) -> Vec<IpNetwork> {
     all.iter().copied().filter(outer).collect()
 }
 
-/// The innermost subnets: the elements an interrupted resize may have left in a set
-/// instead of their container (see `firewall::remove`).
-pub(crate) fn innermost(nets: &[IpNetwork]) -> Vec<IpNetwork> {
-    let all = distinct(nets);
-    let inner = |n: &IpNetwork| !all.iter().any(|i| i != n && contains(n, i));
-    all.iter().copied().filter(inner).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,16 +64,9 @@ mod tests {
     }
 
     #[test]
-    fn innermost_keeps_the_smallest_subnets() {
-        let got = innermost(&nets(&["10.1.0.0/23", "10.2.0.0/24", "10.1.0.0/24"]));
-        assert_eq!(got, nets(&["10.2.0.0/24", "10.1.0.0/24"]));
-    }
-
-    #[test]
     fn disjoint_and_cross_family_subnets_stay() {
         let list = nets(&["10.1.0.0/24", "10.1.1.0/24", "::/0", "192.168.0.0/16"]);
         assert_eq!(collapse(&list), list);
-        assert_eq!(innermost(&list), list);
     }
 
     #[test]
