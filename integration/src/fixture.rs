@@ -74,6 +74,17 @@ pub struct Outside {
     pub addr: Ipv4Addr,
 }
 
+impl Outside {
+    /// Connects from `from` (a container netns) to this outside namespace on `port` and
+    /// returns the source address the outside saw: the host's own when masquerade works.
+    pub fn source_seen(&self, from: &Netns, port: u16) -> std::net::IpAddr {
+        let target = std::net::SocketAddr::from((self.addr, port));
+        let listener = crate::probe::Listener::spawn(&self.ns, target).expect("listen outside");
+        crate::probe::connect(from, target).expect("connect from the container");
+        listener.peer().expect("accept").ip()
+    }
+}
+
 /// One test's world: fake host netns, temp dir, and unique network name, bridge and subnet.
 pub struct TestNet {
     pub host: Netns,

@@ -1,9 +1,7 @@
 //! Traffic across the bridge and masquerade towards an "outside" namespace.
 
-use std::net::SocketAddr;
-
 use integration::result::{gateway_of, ip_of};
-use integration::{ip, probe, Container, TestNet};
+use integration::{ip, Container, TestNet};
 use serde_json::json;
 
 /// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
@@ -40,14 +38,11 @@ fn masquerade_hides_container_address() {
         ip::nft_tables(&net.host).contains(&masq_table(&net)),
         "no masquerade table"
     );
-    let target = SocketAddr::from((out.addr, 7000));
-    let listener = probe::Listener::spawn(&out.ns, target).expect("listen outside");
-    probe::connect(&c.ns, target).expect("connect from container");
-    let peer = listener.peer().expect("accept");
+    let seen = out.source_seen(&c.ns, 7000);
     assert_eq!(
-        peer.ip(),
+        seen,
         out.host_addr,
-        "outside saw {peer}; container is {}",
+        "outside saw {seen}; container is {}",
         ip_of(&res)
     );
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));

@@ -2,10 +2,10 @@
 //! a network whose range set spans several subnets, an install nft refuses, a deleted
 //! isolation chain.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
 use integration::result::ip_of;
-use integration::{ip, probe, Container, Outside, Runtime, TestNet};
+use integration::{ip, Container, Outside, Runtime, TestNet};
 use serde_json::{json, Value};
 
 /// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
@@ -25,6 +25,16 @@ fn plugin_with_ranges(net: &TestNet, ranges: &[&str]) -> Value {
         "dataDir": net.ipam_dir(),
     });
     plugin
+}
+
+/// The runtimes of `net` before and after its /26 is widened to the /25 around it.
+fn resized(net: &TestNet) -> (Runtime, Runtime) {
+    let wide = format!("{}/25", net.subnet.base);
+    let list = |range: &str| net.conflist("1.0.0", vec![plugin_with_ranges(net, &[range])]);
+    (
+        net.runtime(list(&net.subnet.to_string())),
+        net.runtime(list(&wide)),
+    )
 }
 
 /// Debian's nftables.service reload runs `nft flush ruleset`: the next ADD must put the
@@ -47,14 +57,11 @@ fn flushed_ruleset_is_reinstalled_by_the_next_add() {
         tables.contains(&("inet".to_string(), "vbridge".to_string())),
         "shared table not reinstalled: {tables:?}"
     );
-    let target = SocketAddr::from((out.addr, 7001));
-    let listener = probe::Listener::spawn(&out.ns, target).expect("listen outside");
-    probe::connect(&b.ns, target).expect("connect from container");
-    let peer = listener.peer().expect("accept");
+    let seen = out.source_seen(&b.ns, 7001);
     assert_eq!(
-        peer.ip(),
+        seen,
         out.host_addr,
-        "outside saw {peer}; container is {}",
+        "outside saw {seen}; container is {}",
         ip_of(&res)
     );
     rt.check(&a.att).expect("CHECK a after the reinstall");
@@ -72,12 +79,7 @@ fn flushed_ruleset_is_reinstalled_by_the_next_add() {
 #[test]
 fn resized_subnet_with_old_pods_running() {
     let net = TestNet::with_prefix(26);
-    let wide = format!("{}/25", net.subnet.base);
-    let old_rt = net.runtime(net.conflist(
-        "1.0.0",
-        vec![plugin_with_ranges(&net, &[&net.subnet.to_string()])],
-    ));
-    let new_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
+    let (old_rt, new_rt) = resized(&net);
     let (a, b, c) = (Container::new(), Container::new(), Container::new());
     old_rt.add(&a.att).expect("ADD a in the /26");
     new_rt.add(&b.att).expect("ADD b after the resize to /25");
@@ -89,11 +91,7 @@ fn resized_subnet_with_old_pods_running() {
     old_rt.del(&a.att).expect("DEL a");
     new_rt.del(&b.att).expect("DEL b");
     new_rt.del(&c.att).expect("DEL c");
-    assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
-        "masquerade table survived the last DEL"
-    );
-    assert_eq!(nets4(&net), Value::Null, "set elements left behind");
+    assert_all_removed(&net);
 }
 
 /// What a resize used to leave: a pending stamp naming both sizes (the install failed)
@@ -103,9 +101,7 @@ fn resized_subnet_with_old_pods_running() {
 fn failed_install_after_a_resize_does_not_wedge_the_network() {
     let net = TestNet::with_prefix(26);
     let wide = format!("{}/25", net.subnet.base);
-    let old = plugin_with_ranges(&net, &[&net.subnet.to_string()]);
-    let old_rt = net.runtime(net.conflist("1.0.0", vec![old]));
-    let new_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
+    let (old_rt, new_rt) = resized(&net);
     let (a, b) = (Container::new(), Container::new());
     old_rt.add(&a.att).expect("ADD a in the /26");
     let stamp_path = std::path::Path::new(&net.state_dir())
@@ -122,11 +118,16 @@ fn failed_install_after_a_resize_does_not_wedge_the_network() {
     new_rt.check(&b.att).expect("CHECK b");
     old_rt.del(&a.att).expect("DEL a");
     new_rt.del(&b.att).expect("DEL b");
+    assert_all_removed(&net);
+}
+
+/// After the network's last DEL: its table and its set elements are gone.
+fn assert_all_removed(net: &TestNet) {
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &masq_table(net), TEARDOWN),
         "masquerade table survived the last DEL"
     );
-    assert_eq!(nets4(&net), Value::Null, "set elements left behind");
+    assert_eq!(nets4(net), Value::Null, "set elements left behind");
 }
 
 /// The elements of the shared IPv4 set (null when empty).
@@ -178,15 +179,8 @@ fn halves(net: &TestNet) -> (String, String, String) {
 }
 
 fn assert_masqueraded(out: &Outside, c: &Container, port: u16) {
-    let target = SocketAddr::from((out.addr, port));
-    let listener = probe::Listener::spawn(&out.ns, target).expect("listen outside");
-    probe::connect(&c.ns, target).expect("connect from the container");
-    let peer = listener.peer().expect("accept");
-    assert_eq!(
-        peer.ip(),
-        out.host_addr,
-        "outside saw {peer}: not masqueraded"
-    );
+    let seen = out.source_seen(&c.ns, port);
+    assert_eq!(seen, out.host_addr, "outside saw {seen}: not masqueraded");
 }
 
 /// Network A is widened to a /23 that overlaps network B's /24: nft refuses every
@@ -264,12 +258,7 @@ fn deleted_isolation_chain_is_restored_by_the_next_add() {
 #[test]
 fn resize_after_the_table_was_deleted() {
     let net = TestNet::with_prefix(26);
-    let wide = format!("{}/25", net.subnet.base);
-    let old_rt = net.runtime(net.conflist(
-        "1.0.0",
-        vec![plugin_with_ranges(&net, &[&net.subnet.to_string()])],
-    ));
-    let new_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
+    let (old_rt, new_rt) = resized(&net);
     let (a, b) = (Container::new(), Container::new());
     old_rt.add(&a.att).expect("ADD a in the /26");
     let table = format!("vbridge-{}", net.name);
@@ -280,9 +269,5 @@ fn resize_after_the_table_was_deleted() {
     new_rt.check(&b.att).expect("CHECK b");
     old_rt.del(&a.att).expect("DEL a");
     new_rt.del(&b.att).expect("DEL b");
-    assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
-        "masquerade table survived the last DEL"
-    );
-    assert_eq!(nets4(&net), Value::Null, "set elements left behind");
+    assert_all_removed(&net);
 }

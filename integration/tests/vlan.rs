@@ -7,12 +7,12 @@
 //! share the world's bridge and fake host netns. The guest starts processes slowly, so each test
 //! makes only the attachments it needs.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use integration::result::{gateway_of, ip_of};
 use integration::vlan::{self, PortVlan};
-use integration::{ip, probe, Container, Runtime, Subnet, TestNet};
+use integration::{ip, Container, Runtime, Subnet, TestNet};
 use serde_json::{json, Value};
 
 /// One vbridge network of the world: its own name, subnet and VLAN settings, the world's bridge.
@@ -151,17 +151,6 @@ fn add_vlan_subif(c: &Container, vid: u16, addr: Ipv4Addr) {
     }
 }
 
-/// Connects from `c` to the outside and returns the source address the outside saw.
-fn source_seen_outside(out: &integration::Outside, c: &Container, port: u16) -> Ipv4Addr {
-    let target = SocketAddr::from((out.addr, port));
-    let listener = probe::Listener::spawn(&out.ns, target).expect("listen outside");
-    probe::connect(&c.ns, target).expect("connect from container");
-    match listener.peer().expect("accept").ip() {
-        std::net::IpAddr::V4(a) => a,
-        other => panic!("IPv6 peer {other}"),
-    }
-}
-
 #[test]
 #[ignore = "needs bridge VLAN filtering + 8021q: scripts/test runs it on such a kernel or in a VM"]
 fn access_ports_split_vlans_on_one_bridge() {
@@ -231,7 +220,7 @@ fn isolate_blocks_routing_between_vlan_networks_but_not_masquerade() {
         "isolated VLAN 200 routed to VLAN 100"
     );
     for (i, (ctr, res)) in [(&a, &ra), (&c, &rc)].into_iter().enumerate() {
-        let seen = source_seen_outside(&out, ctr, 7000 + i as u16);
+        let seen = out.source_seen(&ctr.ns, 7000 + i as u16);
         assert_eq!(
             seen,
             out.host_addr,

@@ -4,6 +4,7 @@
 //! loudly instead of skipping. The netns is unshared by the test thread only, and
 //! `nft` inherits it because `Command` spawns from the calling thread.
 
+use super::subnets::nets;
 use super::*;
 use nix::sched::{unshare, CloneFlags};
 use serde_json::Value;
@@ -19,10 +20,6 @@ fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),
     }
-}
-
-fn nets(list: &[&str]) -> Vec<IpNetwork> {
-    list.iter().map(|s| s.parse().expect("subnet")).collect()
 }
 
 fn listing(table: &str) -> Option<Value> {

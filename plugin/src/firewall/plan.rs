@@ -423,13 +423,8 @@ fn shared_prelude(b: &mut Vec<Value>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::subnets::nets;
     use super::*;
-
-    fn nets(list: &[&str]) -> Vec<IpNetwork> {
-        list.iter()
-            .map(|s| s.parse().expect("test subnet"))
-            .collect()
-    }
 
     /// The batch as `nft` text-like lines, so the tests read like the ruleset.
     fn lines(b: &Value) -> Vec<String> {

@@ -40,15 +40,17 @@ pub(crate) fn collapse(nets: &[IpNetwork]) -> Vec<IpNetwork> {
     all.iter().copied().filter(outer).collect()
 }
 
+/// Subnets from their text, for the firewall's tests.
+#[cfg(test)]
+pub(super) fn nets(list: &[&str]) -> Vec<IpNetwork> {
+    list.iter()
+        .map(|s| s.parse().expect("test subnet"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nets(list: &[&str]) -> Vec<IpNetwork> {
-        list.iter()
-            .map(|s| s.parse().expect("test subnet"))
-            .collect()
-    }
 
     #[test]
     fn collapse_drops_contained_subnets_and_keeps_order() {
