@@ -362,13 +362,27 @@ impl LockedStore {
                 // host-local's files stay after the import: an established store that lost
                 // its meta.json must not take them in again — their containers are long
                 // gone, and the unknown-boot records would never be reclaimed. Only a new
-                // store imports, or one whose import was cut short (the marker says so).
+                // store (no ips/ yet) imports, or one whose import was cut short: the
+                // marker, durable before ips/ exists, says so until the import is done.
                 let marker = self.fs.dir.join(IMPORTING);
-                let fresh = !self.fs.dir.join(IPS).exists() || marker.exists();
-                self.make_dirs()?;
+                let fresh = marker.exists() || !self.fs.dir.join(IPS).exists();
+                let sync =
+                    || fsio::sync_dir(&self.fs.dir).map_err(|e| Error::io("sync", &self.fs.dir, e));
                 if fresh {
                     fs::write(&marker, b"").map_err(|e| Error::io("write", &marker, e))?;
+                    sync()?;
+                }
+                self.make_dirs()?;
+                if fresh {
                     self.import_host_local()?;
+                    // Before meta.json: a marker that outlived the import would make a
+                    // later loss of meta.json import again.
+                    match fs::remove_file(&marker) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(Error::io("remove", &marker, e));
+                        }
+                        _ => {}
+                    }
                 } else {
                     log::warn!(
                         "store {}: meta.json was missing; recreated without importing host-local files again",
@@ -376,13 +390,7 @@ impl LockedStore {
                     );
                 }
                 self.write_meta(&path)?;
-                fsio::sync_dir(&self.fs.dir).map_err(|e| Error::io("sync", &self.fs.dir, e))?;
-                match fs::remove_file(&marker) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(Error::io("remove", &marker, e))
-                    }
-                    _ => Ok(()),
-                }
+                sync()
             }
             Some(b) => match parse_json::<Meta>(&path, &b)?.format {
                 FORMAT => Ok(()),
