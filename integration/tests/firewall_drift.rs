@@ -127,14 +127,22 @@ fn assert_all_removed(net: &TestNet) {
         ip::nft_table_gone(&net.host, &masq_table(net), TEARDOWN),
         "masquerade table survived the last DEL"
     );
-    assert_eq!(nets4(net), Value::Null, "set elements left behind");
+    assert_eq!(nets4(net), json!([]), "set elements left behind");
 }
 
-/// The elements of the shared IPv4 set (null when empty).
-fn nets4(net: &TestNet) -> Value {
+/// The elements of the shared IPv4 set as listed, each with its comment (null when
+/// empty).
+fn nets4_listed(net: &TestNet) -> Value {
     let args = ["nft", "-j", "list", "set", "inet", "vbridge", "nets4"];
     let listed = ip::must_run_in(&net.host, &args).json();
     listed["nftables"][1]["set"]["elem"].clone()
+}
+
+/// The keys of the shared IPv4 set's elements, without their comments.
+fn nets4(net: &TestNet) -> Value {
+    let elems = nets4_listed(net).as_array().cloned().unwrap_or_default();
+    let key = |e: Value| e.get("elem").map_or(e.clone(), |w| w["val"].clone());
+    Value::Array(elems.into_iter().map(key).collect())
 }
 
 /// Two ranges in one range set: pods land in different subnets, and the network's rules
@@ -270,4 +278,66 @@ fn resize_after_the_table_was_deleted() {
     old_rt.del(&a.att).expect("DEL a");
     new_rt.del(&b.att).expect("DEL b");
     assert_all_removed(&net);
+}
+
+/// Network A's stamp still names subnet X after its last pod there went (A lives on in
+/// Y; steady-state DELs do not reinstall), and X is given to network B. B's install used
+/// to find X's element there and add nothing, and A's removal then deleted it: B lost
+/// its isolation, and its probe did not notice.
+#[test]
+fn a_subnet_given_to_another_network_stays_when_the_first_goes() {
+    let net = TestNet::new();
+    let (x, y, _) = halves(&net);
+    let a_in_x = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&x])]));
+    let a_in_y = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&y])]));
+    let mut b_plugin = plugin_with_ranges(&net, &[&x]);
+    b_plugin["bridge"] = json!(format!("{}b", net.bridge));
+    b_plugin["isolate"] = json!(true);
+    let b_name = format!("{}-b", net.name);
+    let b_rt = net.runtime(json!({"cniVersion": "1.0.0", "name": b_name, "plugins": [b_plugin]}));
+    let (a1, a2, b) = (Container::new(), Container::new(), Container::new());
+    a_in_x.add(&a1.att).expect("ADD a1 in X");
+    a_in_y.add(&a2.att).expect("ADD a2 in Y");
+    a_in_x.del(&a1.att).expect("DEL a1: A keeps a2 in Y");
+    b_rt.add(&b.att).expect("ADD b in X, now B's");
+    a_in_y.del(&a2.att).expect("A's last DEL");
+    assert!(
+        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        "A's table survived its last DEL"
+    );
+    let x_addr = x.trim_end_matches("/24");
+    assert_eq!(
+        nets4_listed(&net),
+        json!([{"elem": {"val": {"prefix": {"addr": x_addr, "len": 24}}, "comment": format!("vbridge:{b_name}")}}]),
+        "B's element X is gone or not B's"
+    );
+    b_rt.check(&b.att).expect("CHECK b after A is gone");
+    b_rt.del(&b.att).expect("DEL b");
+}
+
+/// GC of a network whose stamp is gone finds its elements by their comment: they used
+/// to leak, and a later network's wider subnet then failed every ADD with 108.
+#[test]
+fn gc_without_a_stamp_removes_the_elements() {
+    let net = TestNet::new();
+    let (lower, _, wide) = halves(&net);
+    let mut plugin = plugin_with_ranges(&net, &[&lower]);
+    // The deferred teardown must not run before GC.
+    plugin["firewallTeardownDelayMs"] = json!(30_000);
+    // GC is CNI 1.1.0.
+    let a_rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
+    let a = Container::new();
+    a_rt.add(&a.att).expect("ADD a");
+    a_rt.del(&a.att).expect("DEL a");
+    let stamp = std::path::Path::new(&net.state_dir())
+        .join(&net.name)
+        .join("firewall.json");
+    std::fs::remove_file(&stamp).expect("remove the firewall stamp");
+    a_rt.gc(&[]).expect("GC");
+    assert_eq!(nets4(&net), json!([]), "A's element leaked");
+    let c_rt = sibling(&net, "c", &wide);
+    let c = Container::new();
+    c_rt.add(&c.att)
+        .expect("ADD c in the /23 around A's old /24");
+    c_rt.del(&c.att).expect("DEL c");
 }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::plan::{element, Family, Hook, Plan, Rule, FORWARD, POSTROUTING, SHARED_TABLE, SRCNAT};
+use super::owners::Claim;
+use super::plan::{Family, Hook, Plan, Rule, FORWARD, POSTROUTING, SHARED_TABLE, SRCNAT};
+use super::sets;
 
 /// The parts of one listed table that vbridge cares about.
 #[derive(Debug, Default)]
@@ -67,16 +69,7 @@ pub(super) fn problems(
         return out;
     };
     for f in Family::ALL {
-        let set = f.set();
-        let listed = shared.sets.get(set);
-        for net in plan.own(f) {
-            let elem = element(net);
-            if !listed.is_some_and(|l| l.contains(&elem)) {
-                out.push(format!(
-                    "subnet {net} is missing from set inet {SHARED_TABLE} {set}"
-                ));
-            }
-        }
+        element_problems(&mut out, plan, shared, f);
     }
     if plan.isolate {
         chain_problems(
@@ -97,6 +90,27 @@ pub(super) fn problems(
         );
     }
     out
+}
+
+/// Each own subnet must be an element, and one whose comment names owners must name
+/// this network too: else the element goes with those owners.
+fn element_problems(out: &mut Vec<String>, plan: &Plan, shared: &Listing, f: Family) {
+    let set = f.set();
+    let listed: Vec<sets::Element> = (shared.sets.get(set).into_iter().flatten())
+        .filter_map(|v| sets::element(f, v).ok())
+        .collect();
+    for net in plan.own(f) {
+        match listed.iter().find(|e| e.is(net)).map(|e| &e.claim) {
+            None => out.push(format!(
+                "subnet {net} is missing from set inet {SHARED_TABLE} {set}"
+            )),
+            Some(Claim::Owners(o)) if !o.contains(&plan.owner) => out.push(format!(
+                "element {net} of set inet {SHARED_TABLE} {set} is recorded for {} only",
+                o.join(", ")
+            )),
+            Some(_) => {}
+        }
+    }
 }
 
 /// Rules of a setting that is off: someone else wrote them, or an older vbridge did.
@@ -232,12 +246,14 @@ mod tests {
         let mut shared = listed(&p, "vbridge");
         own.rules.get_mut("postrouting").expect("chain").remove(1);
         shared.sets.get_mut("nets6").expect("set").clear();
+        shared.sets.get_mut("nets4").expect("set")[0]["elem"]["comment"] = json!("vbridge:b");
         let found = problems(&p, Some(&own), Some(&shared));
         assert_eq!(
             found,
             [
                 "rule `ip6 saddr fd00::/64 ip6 daddr != fd00::/64 ip6 daddr != ff00::/8 masquerade` \
                  is missing from chain inet vbridge-a postrouting",
+                "element 10.1.0.0/24 of set inet vbridge nets4 is recorded for b only",
                 "subnet fd00::/64 is missing from set inet vbridge nets6",
             ]
         );
@@ -270,6 +286,23 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
             found[0].starts_with("chain inet vbridge isolate-a has rules although isolate is off")
+        );
+    }
+
+    /// Elements written before owners were recorded, and one another network's plan
+    /// added that names both, are this network's too.
+    #[test]
+    fn unmarked_and_shared_elements_pass() {
+        let p = plan(true, false);
+        let own = listed(&p, "vbridge-a");
+        let mut shared = listed(&p, "vbridge");
+        let v4 = shared.sets.get_mut("nets4").expect("set");
+        v4[0] = v4[0]["elem"]["val"].clone();
+        let v6 = shared.sets.get_mut("nets6").expect("set");
+        v6[0]["elem"]["comment"] = json!("vbridge:b,a");
+        assert_eq!(
+            problems(&p, Some(&own), Some(&shared)),
+            Vec::<String>::new()
         );
     }
 

@@ -65,6 +65,30 @@ fn set_elems(set: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The keys of the set's elements, without their comments.
+fn set_keys(set: &str) -> Vec<Value> {
+    let key = |e: Value| e.get("elem").map_or(e.clone(), |w| w["val"].clone());
+    set_elems(set).into_iter().map(key).collect()
+}
+
+fn prefix(addr: &str, len: u8) -> Value {
+    serde_json::json!({"prefix": {"addr": addr, "len": len}})
+}
+
+/// A listed element with its comment, as `nft -j list` shows it.
+fn commented(key: Value, comment: &str) -> Value {
+    serde_json::json!({"elem": {"val": key, "comment": comment}})
+}
+
+fn rules_of<'a>(network: &'a str, subnets: &'a [IpNetwork]) -> NetworkRules<'a> {
+    NetworkRules {
+        network,
+        subnets,
+        masquerade: true,
+        isolate: true,
+    }
+}
+
 fn is_masquerade(expr: &Value) -> bool {
     expr.as_array()
         .is_some_and(|e| e.iter().any(|s| s.get("masquerade").is_some()))
@@ -348,10 +372,7 @@ fn resized_subnet_reinstalls_and_removes() {
             ..r
         };
         reinstall(&wide, &old).expect("re-install with /23 and /24");
-        assert_eq!(
-            set_elems("nets4"),
-            [serde_json::json!({"prefix": {"addr": "10.90.0.0", "len": 23}})]
-        );
+        assert_eq!(set_keys("nets4"), [prefix("10.90.0.0", 23)]);
         assert_eq!(rules("vbridge-resize", "postrouting").len(), 1);
         check(&wide).expect("check the widened network");
         remove("resize", &both).expect("remove");
@@ -432,11 +453,8 @@ fn reinstall_after_a_failed_one_drops_and_resizes_exactly() {
         let stamp = nets(&["10.95.0.0/23", "10.95.0.0/24", "10.96.0.0/24"]);
         reinstall(&NetworkRules { subnets: &new, ..r }, &stamp).expect("reinstall");
         assert_eq!(
-            set_elems("nets4"),
-            [
-                serde_json::json!({"prefix": {"addr": "10.95.0.0", "len": 23}}),
-                serde_json::json!({"prefix": {"addr": "10.97.0.0", "len": 24}}),
-            ]
+            set_keys("nets4"),
+            [prefix("10.95.0.0", 23), prefix("10.97.0.0", 24)]
         );
     });
 }
@@ -500,5 +518,155 @@ fn installed_asks_for_the_isolation_chain() {
         .expect("delete the chain");
         assert!(!installed("iso", true).expect("probe without the chain"));
         assert!(installed("iso", false).expect("probe of the tables only"));
+    });
+}
+
+/// nft 1.0.6 takes comments on interval-set elements in the JSON batch and lists them
+/// in the `elem` wrapper; adjacent prefixes of two networks stay two elements, each
+/// with its own comment (no flag asks nft to merge them).
+#[test]
+fn element_comments_are_listed_and_adjacent_prefixes_stay_apart() {
+    in_fresh_netns(|| {
+        let a = nets(&["10.9.0.0/24", "10.9.2.7/32", "fd00:9::/64"]);
+        let b = nets(&["10.9.1.0/24", "10.9.2.8/32"]);
+        install(&rules_of("a", &a)).expect("install a");
+        install(&rules_of("b", &b)).expect("install b");
+        let long = "l".repeat(100);
+        let c = nets(&["10.9.3.0/24"]);
+        install(&rules_of(&long, &c)).expect("install a network with a long name");
+        let hashed = format!("vbridge:{}", owners::tag(&long));
+        assert_eq!(
+            set_elems("nets4"),
+            [
+                commented(prefix("10.9.0.0", 24), "vbridge:a"),
+                commented(prefix("10.9.1.0", 24), "vbridge:b"),
+                commented(serde_json::json!("10.9.2.7"), "vbridge:a"),
+                commented(serde_json::json!("10.9.2.8"), "vbridge:b"),
+                commented(prefix("10.9.3.0", 24), &hashed),
+            ]
+        );
+        assert_eq!(
+            set_elems("nets6"),
+            [commented(prefix("fd00:9::", 64), "vbridge:a")]
+        );
+        for (n, s) in [("a", &a), ("b", &b), (long.as_str(), &c)] {
+            check(&rules_of(n, s)).expect("check");
+        }
+        remove("a", &a).expect("remove a");
+        assert_eq!(
+            set_keys("nets4"),
+            [
+                prefix("10.9.1.0", 24),
+                serde_json::json!("10.9.2.8"),
+                prefix("10.9.3.0", 24)
+            ]
+        );
+        check(&rules_of("b", &b)).expect("b intact");
+    });
+}
+
+/// GC without a stamp (or with a corrupt one) removes with no subnets: the comments
+/// still name the network's elements, and no other network's.
+#[test]
+fn removal_without_subnets_deletes_exactly_the_commented_elements() {
+    in_fresh_netns(|| {
+        let a = nets(&["10.100.0.0/24", "10.100.2.0/24", "fd00:100::/64"]);
+        let b = nets(&["10.100.1.0/24"]);
+        install(&rules_of("a", &a)).expect("install a");
+        install(&rules_of("b", &b)).expect("install b");
+        remove("a", &[]).expect("remove a without subnets");
+        assert!(listing("vbridge-a").is_none());
+        assert_eq!(set_keys("nets4"), [prefix("10.100.1.0", 24)]);
+        assert!(set_elems("nets6").is_empty());
+        check(&rules_of("b", &b)).expect("b intact");
+        // A wider subnet where A's elements were no longer trips over them.
+        let wide = nets(&["10.100.0.0/23"]);
+        let err = install(&rules_of("c", &wide)).expect_err("b's /24 is inside");
+        assert!(err.to_string().contains("overlap"), "{err}");
+        install(&rules_of("c", &nets(&["10.100.2.0/23"]))).expect("install c");
+    });
+}
+
+/// Network A's stamp still names subnet X after its pods there went (steady-state
+/// DELs do not reinstall); X is given to network B. A's removal must leave X to B.
+#[test]
+fn a_subnet_reassigned_to_another_network_stays_with_it() {
+    in_fresh_netns(|| {
+        let a = nets(&["10.101.0.0/24", "10.101.1.0/24"]);
+        let x = nets(&["10.101.0.0/24"]);
+        install(&rules_of("a", &a)).expect("install a");
+        install(&rules_of("b", &x)).expect("install b");
+        assert_eq!(
+            set_elems("nets4"),
+            [
+                commented(prefix("10.101.0.0", 24), "vbridge:b,a"),
+                commented(prefix("10.101.1.0", 24), "vbridge:a"),
+            ]
+        );
+        check(&rules_of("a", &a)).expect("check a");
+        check(&rules_of("b", &x)).expect("check b");
+        remove("a", &a).expect("remove a");
+        assert_eq!(
+            set_elems("nets4"),
+            [commented(prefix("10.101.0.0", 24), "vbridge:b")]
+        );
+        check(&rules_of("b", &x)).expect("b keeps its element");
+        remove("b", &x).expect("remove b");
+        assert!(set_elems("nets4").is_empty());
+    });
+}
+
+/// Identical subnets on two networks: one element, gone with the last of them, whichever
+/// goes first; the one that stays finds it on its next install unchanged.
+#[test]
+fn identical_subnets_on_two_networks_share_one_element() {
+    in_fresh_netns(|| {
+        let x = nets(&["10.102.0.0/24"]);
+        install(&rules_of("a", &x)).expect("install a");
+        install(&rules_of("b", &x)).expect("install b");
+        install(&rules_of("a", &x)).expect("install a again");
+        remove("b", &x).expect("remove b");
+        assert_eq!(
+            set_elems("nets4"),
+            [commented(prefix("10.102.0.0", 24), "vbridge:a")]
+        );
+        check(&rules_of("a", &x)).expect("a keeps its element");
+        remove("a", &[]).expect("remove a");
+        assert!(set_elems("nets4").is_empty());
+    });
+}
+
+/// Elements an earlier build wrote carry no comment: an install takes the one that is
+/// exactly its subnet over, and a removal deletes those it knows.
+#[test]
+fn uncommented_elements_are_recognised_by_exact_subnet() {
+    in_fresh_netns(|| {
+        let x = nets(&["10.103.0.0/24"]);
+        install(&rules_of("a", &x)).expect("install a");
+        let elems = serde_json::json!({"family": "inet", "table": "vbridge", "name": "nets4",
+            "elem": [prefix("10.103.0.0", 24)]});
+        let old = serde_json::json!({"family": "inet", "table": "vbridge", "name": "nets4",
+            "elem": [prefix("10.103.1.0", 24)]});
+        nft::apply(
+            &serde_json::json!({"nftables": [
+                {"delete": {"element": elems.clone()}},
+                {"add": {"element": elems}},
+                {"add": {"element": old}},
+            ]}),
+            "writing elements as the previous build did",
+        )
+        .expect("uncommented elements");
+        assert_eq!(set_elems("nets4")[0], prefix("10.103.0.0", 24));
+        check(&rules_of("a", &x)).expect("an uncommented element passes");
+        install(&rules_of("a", &x)).expect("install over them");
+        assert_eq!(
+            set_elems("nets4"),
+            [
+                commented(prefix("10.103.0.0", 24), "vbridge:a"),
+                prefix("10.103.1.0", 24),
+            ]
+        );
+        remove("a", &nets(&["10.103.0.0/24", "10.103.1.0/24"])).expect("remove a");
+        assert!(set_elems("nets4").is_empty());
     });
 }

@@ -14,6 +14,7 @@
 //!     ip6 saddr S ip6 daddr != S ip6 daddr != ff00::/8 masquerade     # per v6 subnet S
 //! table inet vbridge                            # shared by all networks
 //!   set nets4 { type ipv4_addr; flags interval; }   # subnets of every network with state
+//!     elements { S comment "vbridge:<net>[,<other net>]" }   # whose the element is
 //!   set nets6 { type ipv6_addr; flags interval; }
 //!   chain isolate-<net> { type filter hook forward priority filter; policy accept; }  (isolate)
 //!     ip saddr A ip daddr B return              # every pair of own subnets A, B
@@ -34,7 +35,11 @@
 //! deleting them in the same batch so that nothing missing makes it fail. Set elements
 //! cannot be treated so: `add` of one nested in a present one fails, and this nft has
 //! no `destroy`. So both first list the sets, and delete exactly the listed elements
-//! that are the network's (see `sets`): whatever a failed or killed install left. Any
+//! that are the network's: whatever a failed or killed install left. Each element's
+//! comment names the networks that need it (see `owners`), so one network's removal
+//! never takes an element another needs (an identical subnet, or one it was given while
+//! the first network's stamp still names it), and a removal without a stamp still finds
+//! the network's elements. Any
 //! deletion makes the kernel's commit wait for an RCU grace period (measured ~3.5 ms
 //! per transaction without, ~12 ms with), so [`install`] deletes only when it must: the
 //! isolation chain of a network with isolate off, and elements it no longer has.
@@ -43,11 +48,14 @@
 //! - Only networks with firewall state (ipMasq or isolate) are in `nets4`/`nets6`: an
 //!   isolated network is not isolated from a vbridge network that has neither.
 //! - Subnets of different networks must not overlap: nft rejects an element inside
-//!   another ("interval overlaps"), and an identical subnet on two networks leaves the
-//!   set when either network is removed. [`remove`] and [`reinstall`] must get every
-//!   subnet an earlier install may have added: an element is the network's only if it
-//!   is exactly one of them. Within one network a subnet inside another (a resize) is
-//!   dropped: see `subnets`.
+//!   another ("interval overlaps"). An identical subnet is one element, owned by both.
+//!   Elements written before owners were recorded have no comment: [`remove`] and
+//!   [`reinstall`] take one as the network's only if it is exactly one of the subnets
+//!   they are given (every subnet an earlier install may have added). Within one
+//!   network a subnet inside another (a resize) is dropped: see `subnets`.
+//! - Two networks' installs or removals that change the same element at once can
+//!   collide (each lists, then applies): the later one fails on the element the first
+//!   deleted and is retried by the next ADD, DEL or GC.
 //! - [`remove`] leaves the shared table with its (possibly empty) sets: another
 //!   network may start using them between the listing and the removal. It hooks
 //!   nothing.
@@ -58,6 +66,7 @@
 
 mod check;
 mod nft;
+mod owners;
 mod plan;
 mod probe;
 mod sets;
@@ -135,24 +144,26 @@ pub fn install(r: &NetworkRules) -> Result<(), Error> {
 }
 
 /// [`install`] over whatever an earlier install left: `previous` names every subnet one
-/// may have put in the sets (a failed one's included). Those of its elements the sets
-/// hold and `r` no longer has are deleted in the same transaction. If nft fails, nothing
-/// changed: the rules in place stay.
+/// may have put in the sets (a failed one's included), which tells the network's
+/// elements that carry no owner. Those of its elements the sets hold and `r` no longer
+/// has are deleted in the same transaction (or left to the other networks that need
+/// them). If nft fails, nothing changed: the rules in place stay.
 pub fn reinstall(r: &NetworkRules, previous: &[IpNetwork]) -> Result<(), Error> {
     let known: Vec<IpNetwork> = previous.iter().chain(r.subnets).copied().collect();
     let plan =
-        Plan::new(r.network, r.subnets, r.masquerade, r.isolate).retiring(&listed_sets()?, &known);
+        Plan::new(r.network, r.subnets, r.masquerade, r.isolate).against(&listed_sets()?, &known);
     nft::apply(
         &plan::batch(&plan),
         &format!("installing the firewall of network {}", r.network),
     )
 }
 
-/// Removes the network's table, isolation chain and set elements (those the sets hold
-/// of `subnets`, every subnet an install may have added), in one transaction; succeeds
-/// when nothing is there.
+/// Removes the network's table, isolation chain and set elements (those whose comment
+/// names it; of those without one, the ones that are exactly one of `subnets`, every
+/// subnet an install may have added), in one transaction; succeeds when nothing is
+/// there. Elements other networks also need stay, as theirs.
 pub fn remove(network: &str, subnets: &[IpNetwork]) -> Result<(), Error> {
-    let plan = Plan::new(network, subnets, false, false).retiring(&listed_sets()?, subnets);
+    let plan = Plan::new(network, subnets, false, false).against(&listed_sets()?, subnets);
     nft::apply(
         &plan::batch(&plan),
         &format!("removing the firewall of network {network}"),

@@ -6,7 +6,8 @@
 use ipnetwork::IpNetwork;
 use serde_json::{json, Value};
 
-use super::sets::Listed;
+use super::owners::{self, Claim};
+use super::sets::{Element, Listed};
 use super::subnets;
 
 pub(super) const FAMILY: &str = "inet";
@@ -161,12 +162,16 @@ pub(super) struct Plan {
     pub table: String,
     /// Per-network base chain in the shared table.
     pub isolate_chain: String,
+    /// How set element comments name the network.
+    pub owner: String,
     /// Own subnets per family (index 0 = v4, 1 = v6), normalized, deduplicated and
     /// collapsed (none inside another).
     pub own: [Vec<IpNetwork>; 2],
-    /// Listed set elements of the network that this plan drops, per family, in the form
-    /// nft listed them.
-    pub retired: [Vec<Value>; 2],
+    /// Listed set elements the plan deletes, per family, in the form nft listed them:
+    /// the network's that it drops, and those whose owners change.
+    pub deleted: [Vec<Value>; 2],
+    /// Set elements the plan adds, per family, with the comment naming their owners.
+    pub added: [Vec<Value>; 2],
     pub masquerade: bool,
     pub isolate: bool,
     pub masq_rules: Vec<Rule>,
@@ -201,31 +206,56 @@ impl Plan {
                 iso_rules.extend(isolate_rules(f, own));
             }
         }
-        Plan {
+        let mut plan = Plan {
             table: table_name(network),
             isolate_chain: isolate_chain(network),
+            owner: owners::tag(network),
             own,
-            retired: [Vec::new(), Vec::new()],
+            deleted: [Vec::new(), Vec::new()],
+            added: [Vec::new(), Vec::new()],
             masquerade,
             isolate,
             masq_rules,
             isolate_rules: iso_rules,
-        }
+        };
+        plan.settle(&Listed::default(), &[]);
+        plan
     }
 
-    /// Also deletes the listed elements of the network (those that are exactly one of
-    /// `known`, every subnet an earlier install may have added) that this plan does not
-    /// keep: nft refuses a container next to a subnet it holds, and a dropped subnet
-    /// would stay in the sets forever. A removal plan keeps none.
-    pub(super) fn retiring(mut self, listed: &Listed, known: &[IpNetwork]) -> Plan {
-        for f in Family::ALL {
-            let keep: &[IpNetwork] = if self.has_state() { self.own(f) } else { &[] };
-            self.retired[f as usize] = (listed.ours(f, known))
-                .filter(|e| !keep.iter().any(|k| e.is(k)))
-                .map(|e| e.json.clone())
-                .collect();
-        }
+    /// The plan for sets that hold `listed`; `known` names every subnet an earlier
+    /// install may have added (what tells an uncommented element of ours).
+    pub(super) fn against(mut self, listed: &Listed, known: &[IpNetwork]) -> Plan {
+        self.settle(listed, known);
         self
+    }
+
+    /// Sets `deleted` and `added` so that each subnet the plan keeps is in the sets with
+    /// a comment naming the network, and no other element does: nft refuses a container
+    /// next to a subnet it holds, and a dropped subnet would stay in the sets forever.
+    /// `add` of an element the set holds changes nothing, not even its comment, so an
+    /// element whose comment changes is deleted and added again; elements already right
+    /// are left alone, as any deletion costs the commit an RCU grace period. A removal
+    /// plan keeps nothing.
+    fn settle(&mut self, listed: &Listed, known: &[IpNetwork]) {
+        for f in Family::ALL {
+            let keep = if self.has_state() {
+                self.own(f).to_vec()
+            } else {
+                Vec::new()
+            };
+            let mut changes = Changes::default();
+            for net in &keep {
+                changes.keep(&self.owner, net, listed.exactly(f, net));
+            }
+            let dropped = (listed.of(f).iter())
+                .filter(|e| !keep.iter().any(|k| e.is(k)))
+                .filter(|e| e.claimed_by(&self.owner, known));
+            for e in dropped {
+                changes.release(&self.owner, e);
+            }
+            self.deleted[f as usize] = changes.deleted;
+            self.added[f as usize] = changes.added;
+        }
     }
 
     pub(super) fn own(&self, f: Family) -> &[IpNetwork] {
@@ -235,6 +265,44 @@ impl Plan {
     /// Whether the network has any firewall state (and so belongs in the shared sets).
     pub(super) fn has_state(&self) -> bool {
         self.masquerade || self.isolate
+    }
+}
+
+/// The element commands of one family, as [`Plan::settle`] finds them.
+#[derive(Default)]
+struct Changes {
+    deleted: Vec<Value>,
+    added: Vec<Value>,
+}
+
+impl Changes {
+    /// Subnet `net` stays, where `listed` is the element that is exactly it. Another
+    /// network's element for it (an identical subnet, or one that network stopped using
+    /// without a reinstall) gets `me` added to its owners: whichever of them goes first
+    /// must leave it to the others.
+    fn keep(&mut self, me: &str, net: &IpNetwork, listed: Option<&Element>) {
+        let others = match listed.map(|e| &e.claim) {
+            Some(Claim::Owners(o)) if o.iter().any(|t| t == me) => return,
+            Some(Claim::Foreign) => return,
+            Some(Claim::Owners(o)) => o.clone(),
+            None | Some(Claim::Unmarked) => Vec::new(),
+        };
+        if let Some(e) = listed {
+            self.deleted.push(e.json.clone());
+        }
+        let mut all = vec![me.to_string()];
+        all.extend(others);
+        self.added.push(commented(element(net), &all));
+    }
+
+    /// Element `e` of the network goes; if other networks need it, it stays theirs.
+    fn release(&mut self, me: &str, e: &Element) {
+        self.deleted.push(e.json.clone());
+        let Claim::Owners(o) = &e.claim else { return };
+        let others: Vec<String> = o.iter().filter(|t| *t != me).cloned().collect();
+        if !others.is_empty() {
+            self.added.push(commented(e.json.clone(), &others));
+        }
     }
 }
 
@@ -312,16 +380,17 @@ fn rule(table: &str, chain: &str, r: &Rule) -> Value {
     json!({"family": FAMILY, "table": table, "chain": chain, "expr": r.expr})
 }
 
-/// A subnet as a set element, in nft's list form.
+/// A subnet as a set element's key, in nft's list form.
 pub(super) fn element(net: &IpNetwork) -> Value {
     Term::net(net).json
 }
 
-fn elements(f: Family, nets: &[IpNetwork]) -> Value {
-    listed_elements(f, nets.iter().map(element).collect())
+/// An element with the comment naming its owners, as nft also lists it.
+fn commented(key: Value, owners: &[String]) -> Value {
+    json!({"elem": {"val": key, "comment": owners::comment(owners)}})
 }
 
-fn listed_elements(f: Family, elem: Vec<Value>) -> Value {
+fn set_elements(f: Family, elem: Vec<Value>) -> Value {
     json!({"family": FAMILY, "table": SHARED_TABLE, "name": f.set(), "elem": elem})
 }
 
@@ -366,31 +435,27 @@ fn install_cmds(plan: &Plan, b: &mut Vec<Value>) {
     } else {
         b.push(cmd("delete", "chain", chain_ref(SHARED_TABLE, c)));
     }
-    for f in Family::ALL {
-        // Before the adds: nft checks each add against the set as the batch left it.
-        delete_retired(plan, f, b);
-        if !plan.own(f).is_empty() {
-            b.push(cmd("add", "element", elements(f, plan.own(f))));
-        }
-    }
+    element_cmds(plan, b);
 }
 
-/// Deletes exactly the listed elements the plan retires: nft fails the whole
-/// transaction on an absent one, so none is guessed.
-fn delete_retired(plan: &Plan, f: Family, b: &mut Vec<Value>) {
-    let retired = &plan.retired[f as usize];
-    if !retired.is_empty() {
-        b.push(cmd(
-            "delete",
-            "element",
-            listed_elements(f, retired.clone()),
-        ));
+/// Deletes exactly the listed elements the plan names (nft fails the whole transaction
+/// on an absent one, so none is guessed), then adds its elements: nft checks each add
+/// against the set as the batch left it.
+fn element_cmds(plan: &Plan, b: &mut Vec<Value>) {
+    for f in Family::ALL {
+        for (verb, elems) in [("delete", &plan.deleted), ("add", &plan.added)] {
+            let elems = &elems[f as usize];
+            if !elems.is_empty() {
+                b.push(cmd(verb, "element", set_elements(f, elems.clone())));
+            }
+        }
     }
 }
 
 /// Deletes everything of the network: the table and chain are `add`ed first (a no-op
 /// when present) so that their deletion cannot fail on a missing object; the elements
-/// deleted are the listed ones of the network (see [`Plan::retiring`]).
+/// deleted are the listed ones of the network (see [`Plan::against`]), and those other
+/// networks also need are added back as theirs.
 fn remove_cmds(plan: &Plan, b: &mut Vec<Value>) {
     let t = plan.table.as_str();
     b.push(cmd("add", "table", table(t)));
@@ -402,9 +467,7 @@ fn remove_cmds(plan: &Plan, b: &mut Vec<Value>) {
     b.push(cmd("flush", "chain", chain_ref(SHARED_TABLE, c)));
     b.push(cmd("delete", "chain", chain_ref(SHARED_TABLE, c)));
     // After the chain: its rules reference the sets.
-    for f in Family::ALL {
-        delete_retired(plan, f, b);
-    }
+    element_cmds(plan, b);
 }
 
 fn shared_prelude(b: &mut Vec<Value>) {
@@ -446,7 +509,7 @@ mod tests {
                         "{verb} rule {}/{name}",
                         body["table"].as_str().unwrap_or("")
                     ),
-                    "element" => format!("{verb} element {name} {}", body["elem"]),
+                    "element" => format!("{verb} element {name} {}", elems_text(&body["elem"])),
                     _ => format!(
                         "{verb} {obj} {}/{name}",
                         body["table"].as_str().unwrap_or("")
@@ -454,6 +517,29 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// Elements as `10.1.0.0/24 "vbridge:a", 10.2.0.0/24` (key, then the comment).
+    fn elems_text(elems: &Value) -> String {
+        let key = |k: &Value| match k {
+            Value::String(a) => a.clone(),
+            _ => format!(
+                "{}/{}",
+                k["prefix"]["addr"].as_str().expect("addr"),
+                k["prefix"]["len"]
+            ),
+        };
+        let one = |e: &Value| match e.get("elem") {
+            Some(w) => format!("{} {}", key(&w["val"]), w["comment"]),
+            None => key(e),
+        };
+        let all: Vec<String> = elems
+            .as_array()
+            .expect("elements")
+            .iter()
+            .map(one)
+            .collect();
+        all.join(", ")
     }
 
     fn rule_texts(b: &Value, chain: &str) -> Vec<Value> {
@@ -504,7 +590,7 @@ mod tests {
                 "add chain vbridge/isolate-n1",
                 "flush chain vbridge/isolate-n1",
                 "delete chain vbridge/isolate-n1",
-                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
+                r#"add element nets4 10.1.0.0/24 "vbridge:n1""#,
             ]
         );
         let c = &b["nftables"][2]["add"]["chain"];
@@ -530,9 +616,7 @@ mod tests {
             ["ip6 saddr fd00:1::/64 ip6 daddr != fd00:1::/64 ip6 daddr != ff00::/8 masquerade"]
         );
         let l = lines(&batch(&p));
-        assert!(l.contains(
-            &r#"add element nets6 [{"prefix":{"addr":"fd00:1::","len":64}}]"#.to_string()
-        ));
+        assert!(l.contains(&r#"add element nets6 fd00:1::/64 "vbridge:n6""#.to_string()));
         assert!(!l.iter().any(|x| x.contains("element nets4")));
     }
 
@@ -590,7 +674,7 @@ mod tests {
                 "add rule vbridge/isolate-a",
                 "add rule vbridge/isolate-a",
                 "add rule vbridge/isolate-a",
-                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
+                r#"add element nets4 10.1.0.0/24 "vbridge:a""#,
             ]
         );
         let c = &batch(&p)["nftables"][5]["add"]["chain"];
@@ -645,14 +729,23 @@ mod tests {
         }
     }
 
-    /// What `nft -j list table inet vbridge` shows for these set elements.
-    fn listed(v4: &[&str], v6: &[&str]) -> Listed {
-        let elems = |l: &[&str]| -> Vec<Value> { nets(l).iter().map(element).collect() };
+    /// What `nft -j list table inet vbridge` shows for these set elements, each with
+    /// `comment` (none: written before owners were recorded).
+    fn listed_with(comment: Option<&str>, v4: &[&str], v6: &[&str]) -> Listed {
+        let elem = |n: &IpNetwork| match comment {
+            Some(c) => json!({"elem": {"val": element(n), "comment": c}}),
+            None => element(n),
+        };
+        let elems = |l: &[&str]| -> Vec<Value> { nets(l).iter().map(elem).collect() };
         let listing = json!({"nftables": [
             {"set": {"family": "inet", "table": "vbridge", "name": "nets4", "elem": elems(v4)}},
             {"set": {"family": "inet", "table": "vbridge", "name": "nets6", "elem": elems(v6)}},
         ]});
         Listed::parse(Some(&listing)).expect("listing")
+    }
+
+    fn listed(owner: &str, v4: &[&str], v6: &[&str]) -> Listed {
+        listed_with(Some(&format!("vbridge:{owner}")), v4, v6)
     }
 
     fn element_lines(p: &Plan) -> Vec<String> {
@@ -665,10 +758,8 @@ mod tests {
     #[test]
     fn removal_batch_deletes_everything_listed_of_ours() {
         let ours = nets(&["10.1.0.0/24", "fd00::/64"]);
-        let p = Plan::new("r", &ours, false, false).retiring(
-            &listed(&["10.1.0.0/24", "10.2.0.0/24"], &["fd00::/64"]),
-            &ours,
-        );
+        let l = listed("r", &["10.1.0.0/24"], &["fd00::/64"]);
+        let p = Plan::new("r", &ours, false, false).against(&l, &ours);
         assert!(!p.has_state());
         assert_eq!(
             lines(&batch(&p)),
@@ -681,8 +772,8 @@ mod tests {
                 "add chain vbridge/isolate-r",
                 "flush chain vbridge/isolate-r",
                 "delete chain vbridge/isolate-r",
-                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
-                r#"delete element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
+                "delete element nets4 10.1.0.0/24",
+                "delete element nets6 fd00::/64",
             ]
         );
     }
@@ -690,8 +781,28 @@ mod tests {
     #[test]
     fn removal_deletes_no_element_that_is_not_listed() {
         let ours = nets(&["10.1.0.0/24", "fd00::/64"]);
-        let p = Plan::new("r", &ours, false, false).retiring(&listed(&[], &[]), &ours);
+        let p = Plan::new("r", &ours, false, false).against(&listed("r", &[], &[]), &ours);
         assert!(element_lines(&p).is_empty());
+    }
+
+    /// A lost stamp: the comments still tell the network's elements, and only those.
+    #[test]
+    fn removal_without_subnets_deletes_exactly_the_commented_elements() {
+        let mine = listed("r", &["10.1.0.0/24", "10.2.0.0/24"], &["fd00::/64"]);
+        let p = Plan::new("r", &[], false, false).against(&mine, &[]);
+        assert_eq!(
+            element_lines(&p),
+            [
+                "delete element nets4 10.1.0.0/24, 10.2.0.0/24",
+                "delete element nets6 fd00::/64",
+            ]
+        );
+        let others = listed("other", &["10.1.0.0/24"], &[]);
+        let unmarked = listed_with(None, &["10.1.0.0/24"], &[]);
+        for l in [others, unmarked] {
+            let p = Plan::new("r", &[], false, false).against(&l, &[]);
+            assert!(element_lines(&p).is_empty());
+        }
     }
 
     #[test]
@@ -700,35 +811,30 @@ mod tests {
         let p = Plan::new("z", &nets(&["10.1.0.0/23", "10.1.0.0/24"]), true, true);
         assert_eq!(p.own(Family::V4), nets(&["10.1.0.0/23"]));
         assert_eq!(p.masq_rules.len(), 1);
-        let elems: Vec<String> = lines(&batch(&p))
-            .into_iter()
-            .filter(|l| l.contains("element"))
-            .collect();
         assert_eq!(
-            elems,
-            [r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#]
+            element_lines(&p),
+            [r#"add element nets4 10.1.0.0/23 "vbridge:z""#]
         );
     }
 
     #[test]
     fn reinstall_deletes_replaced_elements_before_adding() {
         let known = nets(&["10.1.0.0/23", "10.1.0.0/24", "10.9.0.0/24", "fd00::/64"]);
-        let p = Plan::new("z", &nets(&["10.1.0.0/23", "fd00::/64"]), true, false).retiring(
-            &listed(&["10.1.0.0/24", "10.9.0.0/24"], &["fd00::/64"]),
+        let p = Plan::new("z", &nets(&["10.1.0.0/23", "fd00::/64"]), true, false).against(
+            &listed("z", &["10.1.0.0/24", "10.9.0.0/24"], &["fd00::/64"]),
             &known,
         );
         assert_eq!(
             element_lines(&p),
             [
-                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}},{"prefix":{"addr":"10.9.0.0","len":24}}]"#,
-                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
-                r#"add element nets6 [{"prefix":{"addr":"fd00::","len":64}}]"#,
+                "delete element nets4 10.1.0.0/24, 10.9.0.0/24",
+                r#"add element nets4 10.1.0.0/23 "vbridge:z""#,
             ]
         );
-        // Nothing replaced: no deletion (it would cost an RCU grace period).
+        // Nothing replaced: no deletion (it would cost an RCU grace period), no addition.
         let same = Plan::new("z", &nets(&["10.1.0.0/23"]), true, true)
-            .retiring(&listed(&["10.1.0.0/23"], &[]), &nets(&["10.1.0.0/23"]));
-        assert!(!lines(&batch(&same)).iter().any(|l| l.starts_with("delete")));
+            .against(&listed("z", &["10.1.0.0/23"], &[]), &nets(&["10.1.0.0/23"]));
+        assert!(element_lines(&same).is_empty());
     }
 
     /// A failed install grew one subnet and shrank another: the sets hold one size of
@@ -736,22 +842,20 @@ mod tests {
     #[test]
     fn nesting_both_ways_deletes_what_is_listed() {
         let known = nets(&["10.1.0.0/23", "10.1.0.0/24", "10.4.0.0/23", "10.4.0.0/24"]);
-        let listed = listed(&["10.1.0.0/24", "10.4.0.0/23"], &[]);
+        let listed = listed("n", &["10.1.0.0/24", "10.4.0.0/23"], &[]);
         let install = Plan::new("n", &nets(&["10.1.0.0/23", "10.4.0.0/24"]), true, false)
-            .retiring(&listed, &known);
+            .against(&listed, &known);
         assert_eq!(
             element_lines(&install),
             [
-                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}},{"prefix":{"addr":"10.4.0.0","len":23}}]"#,
-                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}},{"prefix":{"addr":"10.4.0.0","len":24}}]"#,
+                "delete element nets4 10.1.0.0/24, 10.4.0.0/23",
+                r#"add element nets4 10.1.0.0/23 "vbridge:n", 10.4.0.0/24 "vbridge:n""#,
             ]
         );
-        let removal = Plan::new("n", &known, false, false).retiring(&listed, &known);
+        let removal = Plan::new("n", &known, false, false).against(&listed, &known);
         assert_eq!(
             element_lines(&removal),
-            [
-                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}},{"prefix":{"addr":"10.4.0.0","len":23}}]"#,
-            ]
+            ["delete element nets4 10.1.0.0/24, 10.4.0.0/23"]
         );
     }
 
@@ -760,15 +864,91 @@ mod tests {
     #[test]
     fn a_foreign_element_inside_ours_is_not_retired() {
         let ours = nets(&["10.1.0.0/23", "10.1.0.0/24"]);
-        let p = Plan::new("a", &ours, true, false)
-            .retiring(&listed(&["10.1.0.0/24", "10.1.1.0/24"], &[]), &ours);
+        let p = Plan::new("a", &ours, true, false).against(
+            &listed_with(None, &["10.1.0.0/24", "10.1.1.0/24"], &[]),
+            &ours,
+        );
         assert_eq!(
             element_lines(&p),
             [
-                r#"delete element nets4 [{"prefix":{"addr":"10.1.0.0","len":24}}]"#,
-                r#"add element nets4 [{"prefix":{"addr":"10.1.0.0","len":23}}]"#,
+                "delete element nets4 10.1.0.0/24",
+                r#"add element nets4 10.1.0.0/23 "vbridge:a""#,
             ]
         );
+    }
+
+    /// An element another network's comment names, identical to one of our subnets: it
+    /// gets both owners, and whichever network goes first leaves it to the other.
+    #[test]
+    fn an_element_two_networks_need_is_shared() {
+        let x = nets(&["10.1.0.0/24"]);
+        let theirs = listed("a", &["10.1.0.0/24"], &[]);
+        let b = Plan::new("b", &x, false, true).against(&theirs, &x);
+        assert_eq!(
+            element_lines(&b),
+            [
+                "delete element nets4 10.1.0.0/24",
+                r#"add element nets4 10.1.0.0/24 "vbridge:b,a""#,
+            ]
+        );
+        let both = listed_with(Some("vbridge:b,a"), &["10.1.0.0/24"], &[]);
+        // Neither network's install changes a shared element again.
+        for n in ["a", "b"] {
+            let p = Plan::new(n, &x, true, false).against(&both, &x);
+            assert!(element_lines(&p).is_empty(), "{n}");
+        }
+        // A (its stamp still names the subnet) goes: the element stays B's.
+        let a_gone = Plan::new("a", &x, false, false).against(&both, &x);
+        assert_eq!(
+            element_lines(&a_gone),
+            [
+                "delete element nets4 10.1.0.0/24",
+                r#"add element nets4 10.1.0.0/24 "vbridge:b""#,
+            ]
+        );
+        // A re-install of A without the subnet drops A's claim the same way.
+        let y = nets(&["10.2.0.0/24"]);
+        let a_moved = Plan::new("a", &y, true, false).against(&both, &[x[0], y[0]]);
+        assert_eq!(
+            element_lines(&a_moved),
+            [
+                "delete element nets4 10.1.0.0/24",
+                r#"add element nets4 10.2.0.0/24 "vbridge:a", 10.1.0.0/24 "vbridge:b""#,
+            ]
+        );
+    }
+
+    /// Elements written before owners were recorded: one identical to a kept subnet gets
+    /// the network's comment; one that is not stays unless the network knows it.
+    #[test]
+    fn unmarked_elements_are_taken_over_by_exact_subnet() {
+        let x = nets(&["10.1.0.0/24"]);
+        let old = listed_with(None, &["10.1.0.0/24", "10.7.0.0/24"], &[]);
+        let p = Plan::new("a", &x, true, false).against(&old, &x);
+        assert_eq!(
+            element_lines(&p),
+            [
+                "delete element nets4 10.1.0.0/24",
+                r#"add element nets4 10.1.0.0/24 "vbridge:a""#,
+            ]
+        );
+        let known = nets(&["10.1.0.0/24", "10.7.0.0/24"]);
+        let removal = Plan::new("a", &known, false, false).against(&old, &known);
+        assert_eq!(
+            element_lines(&removal),
+            ["delete element nets4 10.1.0.0/24, 10.7.0.0/24"]
+        );
+    }
+
+    /// An element with a comment vbridge did not write is never touched.
+    #[test]
+    fn foreign_elements_are_left_alone() {
+        let x = nets(&["10.1.0.0/24"]);
+        let admin = listed_with(Some("admin"), &["10.1.0.0/24"], &[]);
+        for (m, i) in [(true, false), (false, false)] {
+            let p = Plan::new("a", &x, m, i).against(&admin, &x);
+            assert!(element_lines(&p).is_empty());
+        }
     }
 
     #[test]

@@ -1,26 +1,29 @@
-//! The shared sets as `nft -j list` shows them, and which of their elements are a
-//! network's (pure, unit tested).
+//! The shared sets as `nft -j list` shows them (pure, unit tested).
 //!
 //! What the sets hold is asked before every install and removal, never guessed: a
 //! deletion of an absent element fails the whole transaction, and an install that
-//! failed or was killed leaves no record of which of its elements made it. The caller
-//! names every subnet the network may have added; an element is the network's only when
-//! it covers exactly one of them. One that merely overlaps them belongs to another
-//! network (networks must not overlap, and one that does must not lose its elements to
-//! this one's install), so it stays, and nft refuses the install.
+//! failed or was killed leaves no record of which of its elements made it. Whose an
+//! element is, its comment says (see `owners`); one without a comment, written by an
+//! earlier build, is a network's only when it is exactly one of the subnets the network
+//! may have added. One that merely overlaps them belongs to another network (networks
+//! must not overlap, and one that does must not lose its elements to this one's
+//! install), so it stays, and nft refuses the install.
 
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
+use super::owners::Claim;
 use super::plan::Family;
 
 /// One listed element: its key in the form nft listed it (what a deletion names;
-/// options such as a comment stripped), and the inclusive address interval it covers.
+/// options such as a comment stripped), the inclusive address interval it covers, and
+/// whose it is.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Element {
     pub json: Value,
+    pub claim: Claim,
     lo: u128,
     hi: u128,
 }
@@ -29,6 +32,17 @@ impl Element {
     /// Whether the element is exactly `net`.
     pub(super) fn is(&self, net: &IpNetwork) -> bool {
         (self.lo, self.hi) == interval(net)
+    }
+
+    /// Whether the network tagged `tag` may delete the element: its comment names the
+    /// network, or it has none and is exactly one of `known` (every subnet the network
+    /// may have added).
+    pub(super) fn claimed_by(&self, tag: &str, known: &[IpNetwork]) -> bool {
+        match &self.claim {
+            Claim::Owners(o) => o.iter().any(|t| t == tag),
+            Claim::Unmarked => known.iter().any(|k| self.is(k)),
+            Claim::Foreign => false,
+        }
     }
 }
 
@@ -67,15 +81,14 @@ impl Listed {
         Ok(out)
     }
 
-    /// The listed elements of family `f` that are exactly one of `known`.
-    pub(super) fn ours<'a>(
-        &'a self,
-        f: Family,
-        known: &'a [IpNetwork],
-    ) -> impl Iterator<Item = &'a Element> + 'a {
-        self.elems[f as usize]
-            .iter()
-            .filter(|e| known.iter().any(|k| e.is(k)))
+    /// The listed elements of family `f`.
+    pub(super) fn of(&self, f: Family) -> &[Element] {
+        &self.elems[f as usize]
+    }
+
+    /// The listed element of family `f` that is exactly `net`.
+    pub(super) fn exactly(&self, f: Family, net: &IpNetwork) -> Option<&Element> {
+        self.of(f).iter().find(|e| e.is(net))
     }
 }
 
@@ -93,7 +106,7 @@ fn bits(a: IpAddr) -> u128 {
 
 /// An element in any form nft lists one: a bare address, `{"prefix": ...}`,
 /// `{"range": [a, b]}`, or wrapped with options as `{"elem": {"val": ...}}`.
-fn element(f: Family, v: &Value) -> Result<Element, String> {
+pub(super) fn element(f: Family, v: &Value) -> Result<Element, String> {
     let (lo, hi) = match v {
         Value::String(s) => {
             let a = address(f, s)?;
@@ -104,7 +117,7 @@ fn element(f: Family, v: &Value) -> Result<Element, String> {
             match kind.as_str() {
                 "prefix" => prefix(f, body)?,
                 "range" => range(f, body)?,
-                "elem" => return element(f, &body["val"]),
+                "elem" => return commented(f, body),
                 _ => return Err(format!("unknown element kind {kind:?}")),
             }
         }
@@ -112,8 +125,22 @@ fn element(f: Family, v: &Value) -> Result<Element, String> {
     };
     Ok(Element {
         json: v.clone(),
+        claim: Claim::Unmarked,
         lo,
         hi,
+    })
+}
+
+/// The body of `{"elem": {"val": KEY, "comment": ...}}`.
+fn commented(f: Family, body: &Value) -> Result<Element, String> {
+    let comment = match &body["comment"] {
+        Value::Null => None,
+        Value::String(c) => Some(c.as_str()),
+        other => return Err(format!("comment is not a string: {other}")),
+    };
+    Ok(Element {
+        claim: Claim::parse(comment),
+        ..element(f, &body["val"])?
     })
 }
 
@@ -170,9 +197,13 @@ mod tests {
         ]})
     }
 
+    /// The keys of the elements network `a` may delete.
     fn ours(l: &Listed, f: Family, known: &[&str]) -> Vec<Value> {
         let known: Vec<IpNetwork> = known.iter().map(|s| net(s)).collect();
-        l.ours(f, &known).map(|e| e.json.clone()).collect()
+        (l.of(f).iter())
+            .filter(|e| e.claimed_by("a", &known))
+            .map(|e| e.json.clone())
+            .collect()
     }
 
     #[test]
@@ -181,7 +212,7 @@ mod tests {
             {"prefix": {"addr": "10.0.0.0", "len": 24}},
             "10.0.3.5",
             {"range": ["10.0.4.0", "10.0.4.255"]},
-            {"elem": {"val": {"prefix": {"addr": "10.0.5.0", "len": 24}}, "comment": "x"}},
+            {"elem": {"val": {"prefix": {"addr": "10.0.5.0", "len": 24}}}},
         ]);
         let mut keys = v4.as_array().expect("array").clone();
         keys[3] = json!({"prefix": {"addr": "10.0.5.0", "len": 24}});
@@ -216,6 +247,39 @@ mod tests {
         );
         // Another network's subnet inside ours, or around it, is not ours.
         assert!(ours(&l, Family::V4, &["10.0.0.0/16", "10.0.3.0/24"]).is_empty());
+    }
+
+    #[test]
+    fn the_comment_decides_whose_an_element_is() {
+        let commented = |addr: &str, comment: &str| json!({"elem": {"val": {"prefix": {"addr": addr, "len": 24}}, "comment": comment}});
+        let v4 = json!([
+            commented("10.0.0.0", "vbridge:a"),
+            commented("10.0.1.0", "vbridge:b,a"),
+            commented("10.0.2.0", "vbridge:b"),
+            commented("10.0.3.0", "admin's"),
+            {"prefix": {"addr": "10.0.4.0", "len": 24}},
+        ]);
+        let l = Listed::parse(Some(&listing(v4, Value::Null))).expect("parse");
+        let key = |addr: &str| json!({"prefix": {"addr": addr, "len": 24}});
+        // Without known subnets (a lost stamp), exactly the commented ones.
+        assert_eq!(
+            ours(&l, Family::V4, &[]),
+            [key("10.0.0.0"), key("10.0.1.0")]
+        );
+        // Knowing a subnet claims an uncommented element, never one another network's
+        // comment names, nor a foreign one.
+        let all = ["10.0.2.0/24", "10.0.3.0/24", "10.0.4.0/24"];
+        assert_eq!(
+            ours(&l, Family::V4, &all),
+            [key("10.0.0.0"), key("10.0.1.0"), key("10.0.4.0")]
+        );
+        let shared = l.exactly(Family::V4, &net("10.0.1.0/24")).expect("listed");
+        assert_eq!(
+            shared.claim,
+            Claim::Owners(vec!["b".to_string(), "a".to_string()])
+        );
+        let bad = json!([{"elem": {"val": "10.0.0.1", "comment": 7}}]);
+        assert!(Listed::parse(Some(&listing(bad, Value::Null))).is_err());
     }
 
     #[test]
