@@ -6,6 +6,7 @@
 
 pub mod env;
 pub mod error;
+pub mod hash;
 pub mod ipamconf;
 pub mod log;
 pub mod netconf;

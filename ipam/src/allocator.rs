@@ -278,16 +278,11 @@ pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Roo
 
 /// Identifies what a walk of range set `set` covers — its ranges, the gateways of every
 /// set (the walk skips them all), the exclusions — so that a full set found under one
-/// config says nothing about another (a widened range, a dropped exclusion). FNV-1a:
-/// stable across builds, unlike std's hasher.
+/// config says nothing about another (a widened range, a dropped exclusion). Stable
+/// across builds (`conf::hash`).
 pub fn walk_key(cfg: &IpamConfig, set: usize) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |s: &str| {
-        for b in s.bytes().chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut eat = |s: &str| parts.push(s.to_string());
     for r in &cfg.range_sets[set] {
         eat(&r.start.to_string());
         eat(&r.end.to_string());
@@ -300,7 +295,8 @@ pub fn walk_key(cfg: &IpamConfig, set: usize) -> String {
     for n in &cfg.exclude {
         eat(&n.to_string());
     }
-    format!("{h:016x}")
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    format!("{:016x}", conf::hash::fnv1a(&parts))
 }
 
 /// The first reclaimable reservation from a previous boot in round-robin order. Reads

@@ -1,16 +1,6 @@
 //! Deterministic names, so DEL and GC find what ADD made without the container netns.
 
-/// FNV-1a: stable across versions and platforms, unlike `DefaultHasher`.
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
-}
+use conf::hash::fnv1a;
 
 /// Host end of the veth of (network, container, ifname): `vb` + 12 hex digits (14 bytes,
 /// within IFNAMSIZ). 48 bits make a collision on one host vanishingly unlikely, and ADD

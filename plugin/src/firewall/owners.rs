@@ -48,15 +48,8 @@ pub(super) fn tag(network: &str) -> String {
     if network.len() <= MAX_TAG {
         network.to_string()
     } else {
-        format!("#{:016x}", fnv1a(network))
+        format!("#{:016x}", conf::hash::fnv1a(&[network]))
     }
-}
-
-/// FNV-1a: stable across versions and platforms, unlike `DefaultHasher`.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The comment naming `owners`, the first first. Tags that would make it too long for
