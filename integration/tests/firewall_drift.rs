@@ -341,3 +341,45 @@ fn gc_without_a_stamp_removes_the_elements() {
         .expect("ADD c in the /23 around A's old /24");
     c_rt.del(&c.att).expect("DEL c");
 }
+
+/// The installs and removals of all networks in one host netns are serialized from their
+/// listing of the shared sets to their commit (a flock under /run/vbridge): a batch
+/// planned on a listing another network's batch changed since would drop that network's
+/// owner name or element. Here the test holds that lock: the first ADD of a network
+/// waits for it, and completes once it is released.
+#[test]
+fn an_install_waits_for_the_shared_sets_lock() {
+    use std::os::unix::fs::MetadataExt;
+    let net = TestNet::new();
+    let ino = std::fs::metadata(net.host.path())
+        .expect("host netns")
+        .ino();
+    std::fs::create_dir_all("/run/vbridge").expect("lock dir");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("/run/vbridge/shared-sets-{ino}.lock"))
+        .expect("lock file");
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("flock: {e}"));
+    let rt = net.runtime(net.vbridge_conflist("1.1.0"));
+    let c = Container::new();
+    std::thread::scope(|s| {
+        let add = s.spawn(|| rt.add(&c.att));
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        assert!(
+            !add.is_finished(),
+            "the first ADD installed while another held the shared sets"
+        );
+        drop(held);
+        add.join()
+            .expect("ADD thread")
+            .unwrap_or_else(|e| panic!("ADD after the release: {e}"));
+    });
+    assert!(
+        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        "no masquerade table"
+    );
+    rt.del(&c.att).expect("DEL");
+}

@@ -53,9 +53,13 @@
 //!   [`reinstall`] take one as the network's only if it is exactly one of the subnets
 //!   they are given (every subnet an earlier install may have added). Within one
 //!   network a subnet inside another (a resize) is dropped: see `subnets`.
-//! - Two networks' installs or removals that change the same element at once can
-//!   collide (each lists, then applies): the later one fails on the element the first
-//!   deleted and is retried by the next ADD, DEL or GC.
+//! - Installs and removals of all networks of a host netns are serialized from their
+//!   listing to their commit by a flock under /run/vbridge (see `lock_shared_sets`);
+//!   where /run/vbridge cannot be written they go on unserialized, and two that change
+//!   the same element at once can then drop one network's owner name.
+//! - An owner name stays in an element's comment until that network's removal: a
+//!   network deleted from the host without its last DEL or a GC (or renamed) keeps its
+//!   elements alive; `nft delete element inet vbridge nets4 { <subnet> }` removes one.
 //! - [`remove`] leaves the shared table with its (possibly empty) sets: another
 //!   network may start using them between the listing and the removal. It hooks
 //!   nothing.
@@ -118,6 +122,8 @@ pub enum Error {
     },
     #[error("nftables is not usable: {0}")]
     Unavailable(Box<Error>),
+    #[error("timed out after {}s waiting for {}", SHARED_LOCK_WAIT.as_secs(), .0.display())]
+    LockTimeout(PathBuf),
 }
 
 impl Error {
@@ -125,6 +131,7 @@ impl Error {
         match self {
             Error::CheckFailed { .. } => conf::ErrorCode::CheckFailed,
             Error::Unavailable(_) => conf::ErrorCode::NotAvailable,
+            Error::LockTimeout(_) => conf::ErrorCode::TryAgainLater,
             Error::NftNotFound | Error::Exec { .. } | Error::Nft { .. } | Error::Output { .. } => {
                 conf::ErrorCode::Firewall
             }
@@ -149,6 +156,7 @@ pub fn install(r: &NetworkRules) -> Result<(), Error> {
 /// has are deleted in the same transaction (or left to the other networks that need
 /// them). If nft fails, nothing changed: the rules in place stay.
 pub fn reinstall(r: &NetworkRules, previous: &[IpNetwork]) -> Result<(), Error> {
+    let _shared = lock_shared_sets()?;
     let known: Vec<IpNetwork> = previous.iter().chain(r.subnets).copied().collect();
     let plan =
         Plan::new(r.network, r.subnets, r.masquerade, r.isolate).against(&listed_sets()?, &known);
@@ -163,11 +171,53 @@ pub fn reinstall(r: &NetworkRules, previous: &[IpNetwork]) -> Result<(), Error> 
 /// subnet an install may have added), in one transaction; succeeds when nothing is
 /// there. Elements other networks also need stay, as theirs.
 pub fn remove(network: &str, subnets: &[IpNetwork]) -> Result<(), Error> {
+    let _shared = lock_shared_sets()?;
     let plan = Plan::new(network, subnets, false, false).against(&listed_sets()?, subnets);
     nft::apply(
         &plan::batch(&plan),
         &format!("removing the firewall of network {network}"),
     )
+}
+
+/// How long an install or removal waits for another network's to finish with the sets.
+const SHARED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serializes the installs and removals of all networks in this host netns from their
+/// listing of the shared sets to their commit: each holds only its own network's state
+/// lock, and a batch planned on a listing another network's batch has since changed
+/// would silently drop that network's owner name or element (an isolation hole no probe
+/// sees). One lock file per netns under /run (tmpfs: none outlives a reboot); where it
+/// cannot be made, the install goes on unserialized, as before, and says so.
+fn lock_shared_sets() -> Result<Option<std::fs::File>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::path::Path::new("/run/vbridge");
+    let opened = std::fs::metadata("/proc/thread-self/ns/net").and_then(|ns| {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("shared-sets-{}.lock", ns.ino()));
+        std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map(|f| (f, path))
+    });
+    let (f, path) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            log::warn!(
+                "cannot open the lock of the shared nftables sets: {e}; going on without it"
+            );
+            return Ok(None);
+        }
+    };
+    match ipam::store::fsio::lock_exclusive_within(&f, SHARED_LOCK_WAIT) {
+        Ok(true) => Ok(Some(f)),
+        Ok(false) => Err(Error::LockTimeout(path)),
+        Err(e) => {
+            log::warn!("cannot lock {}: {e}; going on without it", path.display());
+            Ok(None)
+        }
+    }
 }
 
 /// The elements of the shared sets, asked: one `nft` exec for both sets.
