@@ -104,9 +104,10 @@ pub struct IpamConfig {
     pub requested: Vec<IpAddr>,
     /// `resolvConf`, read only by ADD (`dns`): DEL, CHECK and GC never need it.
     pub resolv_conf: Option<PathBuf>,
-    /// What only an ADD (and STATUS) refuses, found while building the config: a DEL,
-    /// CHECK or GC of a config an ADD refused — or that an older version accepted — must
-    /// still find the store and release.
+    /// What only an ADD (and STATUS) refuses, found while building the config: a DEL or
+    /// GC of a config an ADD refused — or that an older version accepted — must still
+    /// find the store and release. (The standalone vbridge-ipam's CHECK refuses it too:
+    /// it tells its addresses by the ranges.)
     pub add_problem: Option<String>,
     /// The conflist gives this plugin the `ipRanges` capability: its ranges may come from
     /// the runtime at ADD.

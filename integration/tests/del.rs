@@ -126,12 +126,17 @@ fn del_succeeds_when_the_firewall_teardown_cannot_be_scheduled() {
     std::fs::create_dir_all(record.join("blocker")).expect("block the teardown record");
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     assert_no_host_veth(&net);
+    let table = ("inet".to_string(), format!("vbridge-{}", net.name));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        ip::nft_tables(&net.host).contains(&table),
+        "the teardown was not blocked: the test proves nothing"
+    );
     std::fs::remove_dir_all(&record).expect("unblock");
     let mut gc = net.flat_config("1.1.0");
     gc["cni.dev/valid-attachments"] = json!([]);
     let out = net.vbridge("GC", &c.att, &gc);
     assert!(out.success(), "GC: {out}");
-    let table = ("inet".to_string(), format!("vbridge-{}", net.name));
     assert!(
         !ip::nft_tables(&net.host).contains(&table),
         "GC left the masquerade table"

@@ -372,6 +372,10 @@ fn an_install_waits_for_the_shared_sets_lock() {
             !add.is_finished(),
             "the first ADD installed while another held the shared sets"
         );
+        assert!(
+            !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+            "the table appeared while the lock was held"
+        );
         drop(held);
         add.join()
             .expect("ADD thread")

@@ -1273,9 +1273,11 @@ fn runtime_ranges_network_takes_gc_and_status() {
         let net = TestNet::new();
         let mut conf = net.flat_config("1.1.0");
         conf["capabilities"] = json!({"ipRanges": true});
-        if let Some(ipam) = conf["ipam"].as_object_mut() {
-            ipam.remove("subnet");
-        }
+        conf["ipam"]
+            .as_object_mut()
+            .expect("ipam object")
+            .remove("subnet")
+            .expect("the fixture's subnet");
         let mut add = conf.clone();
         add["runtimeConfig"] = json!({"ipRanges": [[{"subnet": net.subnet.to_string()}]]});
         let (a, b) = (ipam_att(&net, "a"), ipam_att(&net, "b"));

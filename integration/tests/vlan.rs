@@ -624,8 +624,9 @@ fn default_vlan_is_the_bridges_default_pvid_and_check_accepts_a_preserved_one() 
 }
 
 /// examples/two-vlans as shipped (state moved into the world): each VLAN reaches its own
-/// gateway, the two networks reach each other neither at layer 2 nor routed (`isolate`),
-/// CHECK passes, DEL cleans up.
+/// gateway, the host does not route between the two networks (`isolate`; that access
+/// VLANs keep them apart at layer 2 is `access_ports_split_vlans_on_one_bridge`), CHECK
+/// and DEL succeed.
 #[test]
 #[ignore = "needs bridge VLAN filtering + 8021q: scripts/test runs it on such a kernel or in a VM"]
 fn two_vlans_example_as_shipped() {

@@ -281,20 +281,17 @@ pub fn room<S: Store>(cfg: &IpamConfig, store: &mut S, set: usize) -> Result<Roo
 /// config says nothing about another (a widened range, a dropped exclusion). Stable
 /// across builds (`conf::hash`).
 pub fn walk_key(cfg: &IpamConfig, set: usize) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut eat = |s: &str| parts.push(s.to_string());
-    for r in &cfg.range_sets[set] {
-        eat(&r.start.to_string());
-        eat(&r.end.to_string());
-    }
-    eat("gateways");
-    for r in cfg.range_sets.iter().flatten() {
-        eat(&r.gateway.map(|g| g.to_string()).unwrap_or_default());
-    }
-    eat("exclude");
-    for n in &cfg.exclude {
-        eat(&n.to_string());
-    }
+    let ends = cfg.range_sets[set]
+        .iter()
+        .flat_map(|r| [r.start.to_string(), r.end.to_string()]);
+    let gateways = (cfg.range_sets.iter().flatten())
+        .map(|r| r.gateway.map(|g| g.to_string()).unwrap_or_default());
+    let parts: Vec<String> = ends
+        .chain(["gateways".to_string()])
+        .chain(gateways)
+        .chain(["exclude".to_string()])
+        .chain(cfg.exclude.iter().map(ToString::to_string))
+        .collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     format!("{:016x}", conf::hash::fnv1a(&parts))
 }

@@ -280,7 +280,7 @@ fn validate(list: &Value) -> Result<()> {
     flat["cniVersion"] = list["cniVersion"].clone();
     let (common, conf, _) = NetConf::parse(flat.to_string().as_bytes())?;
     // What an ADD would refuse: the conflist is written for ADDs.
-    conf.validate_for_add()?;
+    crate::verbs::addable(&conf)?;
     if let Some(ipam) = &conf.ipam {
         IpamConfig::from_section(&common.name, ipam, &conf, &CmdArgs::default())?
             .validate_for_add()?;

@@ -64,22 +64,14 @@ fn ensure_firewall(conf: &NetConf, st: &NetState, subnets: &[IpNetwork]) -> Resu
     let have = st
         .firewall()?
         .filter(|h| h.boot_id == want.boot_id && h.netns_inode == want.netns_inode);
-    // A pending stamp (an install failed or was killed) is never current; nor are rules
-    // deleted behind our back (`nft flush ruleset`).
+    // Rules deleted behind our back (`nft flush ruleset`) are not current either.
     let current = have
         .as_ref()
-        .is_some_and(|h| !h.pending && is_current(h, &want) && rules_present(conf));
+        .is_some_and(|h| h.covers(&want) && rules_present(conf));
     if current {
         return Ok(());
     }
     install(conf, st, &want, have.as_ref())
-}
-
-/// Whether the installed state already has the settings and covers the subnets.
-fn is_current(have: &FirewallStamp, want: &FirewallStamp) -> bool {
-    have.masquerade == want.masquerade
-        && have.isolate == want.isolate
-        && firewall::covers(&have.subnets, &want.subnets)
 }
 
 /// The steady-state check that the recorded rules still exist: a netlink round trip,
@@ -156,12 +148,12 @@ pub fn detach(st: &NetState, conf: &NetConf, att: &Attachment) -> Result<bool> {
         return Ok(false);
     }
     // The rules belong to the network, not to the attachment being deleted: failing to
-    // schedule their removal (say, no process could be started) must not fail this DEL,
-    // which a runtime would retry forever. The stamp stays, so GC or the next emptying
-    // DEL removes them.
+    // remove them (say, a broken `nft`) or to schedule that (no process could be
+    // started) must not fail this DEL, which a runtime would retry forever. The stamp
+    // stays, so GC or the next emptying DEL removes them.
     if let Err(e) = schedule_teardown(st, conf) {
         log::error!(
-            "network {}: could not schedule the removal of its nftables state: {e}",
+            "network {}: could not remove its nftables state or schedule that: {e}",
             conf.name
         );
     }
@@ -171,16 +163,7 @@ pub fn detach(st: &NetState, conf: &NetConf, att: &Attachment) -> Result<bool> {
 fn schedule_teardown(st: &NetState, conf: &NetConf) -> Result<()> {
     let delay = conf.firewall_teardown_delay();
     if delay.is_zero() {
-        // The rules belong to the network, not to the attachment being deleted: failing
-        // to remove them must not fail (and wedge) this DEL. The stamp stays, so GC or
-        // the next emptying DEL retries.
-        if let Err(e) = remove_firewall(st, &conf.name, false) {
-            log::error!(
-                "network {}: could not remove its nftables state: {e}",
-                conf.name
-            );
-        }
-        return Ok(());
+        return remove_firewall(st, &conf.name, false);
     }
     if matches!(st.firewall(), Ok(None)) {
         return Ok(());

@@ -98,14 +98,16 @@ impl FirewallStamp {
         })
     }
 
-    /// True when `self` (installed) already covers `want`.
+    /// True when `self` (installed) already covers `want`: same boot, host netns and
+    /// settings, each wanted subnet inside an installed one, and not `pending` (an
+    /// install that failed or was killed covers nothing).
     pub fn covers(&self, want: &FirewallStamp) -> bool {
         !self.pending
             && self.boot_id == want.boot_id
             && self.netns_inode == want.netns_inode
             && self.masquerade == want.masquerade
             && self.isolate == want.isolate
-            && want.subnets.iter().all(|s| self.subnets.contains(s))
+            && crate::firewall::covers(&self.subnets, &want.subnets)
     }
 }
 

@@ -108,7 +108,7 @@ pub trait Store {
     fn addresses(&self, att: &Attachment) -> Result<Vec<IpAddr>, Error>;
 
     /// The record of `att`'s attachment record itself (its boot is that of the ADD that
-    /// made it, which may differ from an address record's: see `allocator::find_stale`).
+    /// made it, which may differ from an address record's: see `allocator::reclaimable`).
     /// `None` when `att` has none, or a format-1 one, which carries no record.
     fn attachment_record(&self, att: &Attachment) -> Result<Option<Record>, Error>;
 

@@ -8,9 +8,10 @@ use std::net::IpAddr;
 
 pub fn run(req: &Request) -> Result<(), Error> {
     let (conf, cfg) = super::load(req)?;
-    // Which addresses are this store's is read off the ranges: with a range set that
-    // does not parse (a config changed since the ADD) the answer would be a misleading
-    // mismatch, so the config error is the answer.
+    // Which addresses are this store's is read off the ranges: with anything an ADD
+    // would refuse (a range set that no longer parses, overlapping sets, a bad
+    // exclusion) the answer would be a misleading mismatch, so the config error is it.
+    // vbridge's in-process CHECK compares by attachment and needs no ranges.
     if let Some(p) = &cfg.add_problem {
         return Err(conf::Error::config(p.clone()).into());
     }

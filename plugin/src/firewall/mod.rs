@@ -1,7 +1,9 @@
 //! nftables state of a network: masquerade and isolation, programmed once per network.
 //!
-//! The caller runs [`install`] when a network gets its first attachment and [`remove`]
-//! when the last one goes; steady-state ADD/DEL never exec `nft`. Each call lists the
+//! The caller runs [`reinstall`] when a network's recorded state does not cover an ADD
+//! (its first attachment, a new subnet, a failed earlier install, rules deleted behind
+//! its back) and [`remove`] when the last attachment goes; steady-state ADD/DEL never
+//! exec `nft`. Each call lists the
 //! shared table (`nft -j list`) and then applies one `nft -j -f -` batch, i.e. one
 //! atomic transaction: if nft refuses it, the state before stays as it was. Each call
 //! is idempotent.
@@ -41,8 +43,9 @@
 //! the first network's stamp still names it), and a removal without a stamp still finds
 //! the network's elements. Any
 //! deletion makes the kernel's commit wait for an RCU grace period (measured ~3.5 ms
-//! per transaction without, ~12 ms with), so [`install`] deletes only when it must: the
-//! isolation chain of a network with isolate off, and elements it no longer has.
+//! per transaction without, ~12 ms with), so [`reinstall`] deletes only when it must:
+//! the isolation chain of a network with isolate off, elements it no longer has, and an
+//! element whose owners change (nft's `add` of an existing element keeps its comment).
 //!
 //! # Limitations
 //! - Only networks with firewall state (ipMasq or isolate) are in `nets4`/`nets6`: an
@@ -60,9 +63,9 @@
 //! - An owner name stays in an element's comment until that network's removal: a
 //!   network deleted from the host without its last DEL or a GC (or renamed) keeps its
 //!   elements alive; `nft delete element inet vbridge nets4 { <subnet> }` removes one.
-//! - [`remove`] leaves the shared table with its (possibly empty) sets: another
-//!   network may start using them between the listing and the removal. It hooks
-//!   nothing.
+//! - [`remove`] leaves the shared table with its (possibly empty) sets: other networks'
+//!   chains and elements live there, and the lock that serializes the networks is
+//!   best-effort. It hooks nothing.
 //! - As in the reference plugin, traffic between two subnets of one network that is
 //!   routed by the host is masqueraded (`daddr != S` names only the source's subnet).
 //!
@@ -146,6 +149,7 @@ pub fn table_name(network: &str) -> String {
 
 /// Makes the network's firewall state match `r`, in one transaction; with neither
 /// masquerade nor isolate this is [`remove`].
+#[cfg(test)]
 pub fn install(r: &NetworkRules) -> Result<(), Error> {
     reinstall(r, &[])
 }
@@ -187,7 +191,7 @@ const SHARED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 /// lock, and a batch planned on a listing another network's batch has since changed
 /// would silently drop that network's owner name or element (an isolation hole no probe
 /// sees). One lock file per netns under /run (tmpfs: none outlives a reboot); where it
-/// cannot be made, the install goes on unserialized, as before, and says so.
+/// cannot be made, the install goes on unserialized and says so.
 fn lock_shared_sets() -> Result<Option<std::fs::File>, Error> {
     use std::os::unix::fs::MetadataExt;
     let dir = std::path::Path::new("/run/vbridge");

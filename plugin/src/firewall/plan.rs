@@ -381,7 +381,7 @@ fn rule(table: &str, chain: &str, r: &Rule) -> Value {
 }
 
 /// A subnet as a set element's key, in nft's list form.
-pub(super) fn element(net: &IpNetwork) -> Value {
+fn element(net: &IpNetwork) -> Value {
     Term::net(net).json
 }
 

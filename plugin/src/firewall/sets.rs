@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 
+use conf::ipamconf::ip_to_u128;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
@@ -94,14 +95,7 @@ impl Listed {
 
 /// The inclusive address interval of a subnet.
 fn interval(net: &IpNetwork) -> (u128, u128) {
-    (bits(net.network()), bits(net.broadcast()))
-}
-
-fn bits(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    }
+    (ip_to_u128(net.network()), ip_to_u128(net.broadcast()))
 }
 
 /// An element in any form nft lists one: a bare address, `{"prefix": ...}`,
@@ -147,7 +141,7 @@ fn commented(f: Family, body: &Value) -> Result<Element, String> {
 fn address(f: Family, s: &str) -> Result<u128, String> {
     let a: IpAddr = s.parse().map_err(|_| format!("bad address {s:?}"))?;
     match (f, a) {
-        (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_)) => Ok(bits(a)),
+        (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_)) => Ok(ip_to_u128(a)),
         _ => Err(format!("address {s} of the wrong family")),
     }
 }

@@ -13,7 +13,7 @@ fn normalized(net: &IpNetwork) -> Option<IpNetwork> {
 }
 
 /// Whether `outer` contains `inner` (equal included); false across families.
-pub(crate) fn contains(outer: &IpNetwork, inner: &IpNetwork) -> bool {
+fn contains(outer: &IpNetwork, inner: &IpNetwork) -> bool {
     outer.prefix() <= inner.prefix() && outer.contains(inner.network())
 }
 

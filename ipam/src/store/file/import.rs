@@ -12,11 +12,13 @@
 //! `meta.json` is written only after the import, so an import killed half-way simply
 //! runs again: creating a record that already names the same attachment is a no-op.
 //!
-//! The import also runs when a store lost its `meta.json`: then what the store holds is
-//! newer than host-local's files and wins. An address another attachment holds is not
-//! imported (logged), and an attachment with a record of its own keeps it (its imported
-//! addresses become records it does not list): a conflict never fails the lock, which
-//! would fail every operation on the network, the import running again each time.
+//! Only a new store imports, or one whose import was cut short (see
+//! `LockedStore::ensure_meta`): a store that lost its `meta.json` later does not take
+//! host-local's leftovers in again. An import that runs again meets only what its
+//! earlier attempt made, unless host-local's files changed in between: an address
+//! another attachment holds is then not imported (logged), and an attachment with a
+//! record of its own keeps it (its imported addresses become records it does not list).
+//! A conflict never fails the lock, which would fail every operation on the network.
 
 use super::{encode, fsio, Held, LockedStore, Record};
 use crate::Error;
@@ -90,10 +92,10 @@ impl LockedStore {
             Ok(None) => return self.publish(&tmp, att),
             // This import, killed after its commit, running again.
             Ok(Some(f)) if ips.iter().all(|ip| f.ips().contains(ip)) => {}
-            // The store already has this attachment (`meta.json` was lost, not never
-            // written), and its record is newer than host-local's: replacing it would
-            // hide what it lists. The imported addresses stay reserved as records it does
-            // not list, which GC keeps while the attachment is valid.
+            // The attachment already has a record that does not list these (host-local's
+            // files changed between two attempts of the import): replacing it would hide
+            // what it lists. The imported addresses stay reserved as records it does not
+            // list, which GC keeps while the attachment is valid.
             _ => log::warn!(
                 "host-local addresses {} of {}/{} imported as records its vbridge-ipam attachment record does not list",
                 list(&ips),
@@ -104,10 +106,10 @@ impl LockedStore {
         fsio::remove_opt(&tmp).map_err(|e| Error::io("remove", &tmp, e))
     }
 
-    /// The addresses of `ips` no other attachment holds. The store already holding one
-    /// (it existed before, only `meta.json` is missing) is the newer truth; failing the
-    /// import on it would fail every later lock of the network, as `meta.json` is only
-    /// written after a complete import.
+    /// The addresses of `ips` no other attachment holds. One another attachment holds
+    /// (host-local's files changed between two attempts of the import) stays theirs;
+    /// failing the import on it would fail every later lock of the network, as
+    /// `meta.json` is only written after a complete import.
     fn importable(&self, att: &Attachment, ips: &[IpAddr]) -> Vec<IpAddr> {
         let mut out = Vec::with_capacity(ips.len());
         for ip in ips {
