@@ -473,6 +473,17 @@ impl IpamConfig {
     pub fn is_excluded(&self, ip: IpAddr) -> bool {
         self.exclude.iter().any(|n| n.contains(ip))
     }
+
+    /// Whether `ip` is the gateway of any range (of any set): never handed out.
+    pub fn is_gateway(&self, ip: IpAddr) -> bool {
+        is_gateway(&self.range_sets, ip)
+    }
+}
+
+/// Whether `ip` is the gateway of any range of `sets`: the walk and the check of
+/// requested addresses both ask this, so they agree.
+pub fn is_gateway(sets: &[RangeSet], ip: IpAddr) -> bool {
+    sets.iter().flatten().any(|r| r.gateway == Some(ip))
 }
 
 /// Reads nameserver/domain/search/options lines of a resolv.conf into `dns`.

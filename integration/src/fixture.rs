@@ -65,6 +65,10 @@ impl Default for Container {
     }
 }
 
+/// How long a test waits for a network's nftables state to go after its last DEL: the
+/// fixtures' `firewallTeardownDelayMs` (100 ms) plus slack for a loaded machine.
+pub const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An "outside" netns linked to the fake host by a veth pair on its own /30.
 pub struct Outside {
     pub ns: Netns,
@@ -130,6 +134,16 @@ impl TestNet {
     /// vbridge `stateDir`.
     pub fn state_dir(&self) -> String {
         self.tmp.sub("state")
+    }
+
+    /// vbridge's state of this world's network: `<stateDir>/<network>`.
+    pub fn network_state(&self) -> std::path::PathBuf {
+        Path::new(&self.state_dir()).join(&self.name)
+    }
+
+    /// The network's masquerade table, as `ip::nft_tables` lists it.
+    pub fn masq_table(&self) -> (String, String) {
+        ("inet".to_string(), format!("vbridge-{}", self.name))
     }
 
     /// An `ipam` section of the given type for this world's subnet and dataDir.

@@ -42,7 +42,7 @@ pub mod tmp;
 pub mod vlan;
 
 pub use exec::{exec, CniError, Output};
-pub use fixture::{Container, Outside, Subnet, TestNet};
+pub use fixture::{Container, Outside, Subnet, TestNet, TEARDOWN};
 pub use netns::{Netns, NetnsGuard};
 pub use runtime::{Attachment, CniFailure, Runtime};
 pub use tmp::TempDir;

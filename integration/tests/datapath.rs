@@ -1,15 +1,9 @@
 //! Traffic across the bridge and masquerade towards an "outside" namespace.
 
 use integration::result::{gateway_of, ip_of};
+use integration::TEARDOWN;
 use integration::{ip, Container, TestNet};
 use serde_json::json;
-
-/// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
-const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn masq_table(net: &TestNet) -> (String, String) {
-    ("inet".to_string(), format!("vbridge-{}", net.name))
-}
 
 #[test]
 fn containers_ping_each_other_and_gateway() {
@@ -35,7 +29,7 @@ fn masquerade_hides_container_address() {
     let c = Container::new();
     let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
     assert!(
-        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        ip::nft_tables(&net.host).contains(&net.masq_table()),
         "no masquerade table"
     );
     let seen = out.source_seen(&c.ns, 7000);
@@ -47,7 +41,7 @@ fn masquerade_hides_container_address() {
     );
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &net.masq_table(), TEARDOWN),
         "masquerade table survived the last DEL"
     );
 }
@@ -61,12 +55,12 @@ fn masquerade_table_lives_until_last_attachment() {
     rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
     rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
     assert!(
-        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        ip::nft_tables(&net.host).contains(&net.masq_table()),
         "table gone while b is attached"
     );
     rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &net.masq_table(), TEARDOWN),
         "table survived the last DEL"
     );
 }
@@ -81,7 +75,7 @@ fn steady_state_add_runs_no_nft_and_check_catches_drift() {
     let rt = net.runtime(net.vbridge_conflist("1.0.0"));
     let (a, b) = (Container::new(), Container::new());
     rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
-    let (family, table) = masq_table(&net);
+    let (family, table) = net.masq_table();
     let chain = (family.clone(), table.clone(), "postrouting".to_string());
     ip::must_run_in(
         &net.host,
@@ -113,7 +107,7 @@ fn briefly_empty_network_keeps_rules_then_they_go() {
     rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
     rt.del(&a.att).unwrap_or_else(|e| panic!("DEL a: {e}"));
     assert!(
-        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        ip::nft_tables(&net.host).contains(&net.masq_table()),
         "rules removed synchronously by the DEL"
     );
     rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
@@ -122,7 +116,7 @@ fn briefly_empty_network_keeps_rules_then_they_go() {
         .unwrap_or_else(|e| panic!("rules gone under a live attachment: {e}"));
     rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &net.masq_table(), TEARDOWN),
         "rules survived the network staying empty"
     );
 }
@@ -159,7 +153,7 @@ fn teardown_with_an_imposter_recorded(after_reaper_exit: bool) {
         .arg("60")
         .spawn()
         .expect("spawn sleep");
-    let dir = std::path::Path::new(&net.state_dir()).join(&net.name);
+    let dir = net.network_state();
     let path = dir.join("teardown.json");
     let mut t: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("teardown.json")).expect("json");
@@ -170,7 +164,7 @@ fn teardown_with_an_imposter_recorded(after_reaper_exit: bool) {
     if after_reaper_exit {
         std::thread::sleep(std::time::Duration::from_millis(1000));
         assert!(
-            ip::nft_tables(&net.host).contains(&masq_table(&net)),
+            ip::nft_tables(&net.host).contains(&net.masq_table()),
             "the staged reaper removed the rules anyway"
         );
     }
@@ -179,7 +173,7 @@ fn teardown_with_an_imposter_recorded(after_reaper_exit: bool) {
     rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
     rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
     let within = TEARDOWN + std::time::Duration::from_millis(delay_ms);
-    let gone = ip::nft_table_gone(&net.host, &masq_table(&net), within);
+    let gone = ip::nft_table_gone(&net.host, &net.masq_table(), within);
     let _killed = imposter.kill();
     let _reaped = imposter.wait();
     assert!(

@@ -120,13 +120,11 @@ fn del_succeeds_when_the_firewall_teardown_cannot_be_scheduled() {
     let rt = net.runtime(net.vbridge_conflist("1.1.0"));
     let c = Container::new();
     rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
-    let record = std::path::Path::new(&net.state_dir())
-        .join(&net.name)
-        .join("teardown.json");
+    let record = net.network_state().join("teardown.json");
     std::fs::create_dir_all(record.join("blocker")).expect("block the teardown record");
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     assert_no_host_veth(&net);
-    let table = ("inet".to_string(), format!("vbridge-{}", net.name));
+    let table = net.masq_table();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         ip::nft_tables(&net.host).contains(&table),
@@ -156,8 +154,8 @@ fn records_of_a_previous_boot_do_not_keep_the_network() {
     let (a, b) = (Container::new(), Container::new());
     rt.add(&a.att).unwrap_or_else(|e| panic!("ADD a: {e}"));
     rt.add(&b.att).unwrap_or_else(|e| panic!("ADD b: {e}"));
-    let record = std::path::Path::new(&net.state_dir())
-        .join(&net.name)
+    let record = net
+        .network_state()
         .join("attachments")
         .join(format!("{}:{}", a.att.container_id, a.att.ifname));
     let mut rec: serde_json::Value =
@@ -165,7 +163,7 @@ fn records_of_a_previous_boot_do_not_keep_the_network() {
     rec["boot"] = json!("00000000-0000-0000-0000-000000000000");
     std::fs::write(&record, rec.to_string()).expect("rewrite");
     rt.del(&b.att).unwrap_or_else(|e| panic!("DEL b: {e}"));
-    let table = ("inet".to_string(), format!("vbridge-{}", net.name));
+    let table = net.masq_table();
     assert!(
         !ip::nft_tables(&net.host).contains(&table),
         "a previous boot's record kept the masquerade table"

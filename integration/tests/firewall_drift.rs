@@ -5,15 +5,9 @@
 use std::net::Ipv4Addr;
 
 use integration::result::ip_of;
+use integration::TEARDOWN;
 use integration::{ip, Container, Outside, Runtime, TestNet};
 use serde_json::{json, Value};
-
-/// The fixture's `firewallTeardownDelayMs` plus slack for a loaded machine.
-const TEARDOWN: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn masq_table(net: &TestNet) -> (String, String) {
-    ("inet".to_string(), format!("vbridge-{}", net.name))
-}
 
 /// The fixture's plugin with `ranges` as its only range set.
 fn plugin_with_ranges(net: &TestNet, ranges: &[&str]) -> Value {
@@ -50,7 +44,7 @@ fn flushed_ruleset_is_reinstalled_by_the_next_add() {
     let res = rt.add(&b.att).expect("ADD b");
     let tables = ip::nft_tables(&net.host);
     assert!(
-        tables.contains(&masq_table(&net)),
+        tables.contains(&net.masq_table()),
         "masquerade table not reinstalled: {tables:?}"
     );
     assert!(
@@ -68,7 +62,7 @@ fn flushed_ruleset_is_reinstalled_by_the_next_add() {
     rt.del(&a.att).expect("DEL a");
     rt.del(&b.att).expect("DEL b");
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &net.masq_table(), TEARDOWN),
         "masquerade table survived the last DEL"
     );
 }
@@ -104,9 +98,7 @@ fn failed_install_after_a_resize_does_not_wedge_the_network() {
     let (old_rt, new_rt) = resized(&net);
     let (a, b) = (Container::new(), Container::new());
     old_rt.add(&a.att).expect("ADD a in the /26");
-    let stamp_path = std::path::Path::new(&net.state_dir())
-        .join(&net.name)
-        .join("firewall.json");
+    let stamp_path = net.network_state().join("firewall.json");
     let text = std::fs::read_to_string(&stamp_path).expect("read the firewall stamp");
     let mut stamp: Value = serde_json::from_str(&text).expect("stamp JSON");
     stamp["pending"] = json!(true);
@@ -124,7 +116,7 @@ fn failed_install_after_a_resize_does_not_wedge_the_network() {
 /// After the network's last DEL: its table and its set elements are gone.
 fn assert_all_removed(net: &TestNet) {
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &net.masq_table(), TEARDOWN),
         "masquerade table survived the last DEL"
     );
     assert_eq!(nets4(net), json!([]), "set elements left behind");
@@ -212,14 +204,14 @@ fn failed_install_keeps_the_rules_of_running_pods() {
         assert_eq!(err.code(), 108, "{attempt} ADD after the widening: {err}");
     }
     assert!(
-        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        ip::nft_tables(&net.host).contains(&net.masq_table()),
         "A's table is gone after the failed ADDs"
     );
     assert_masqueraded(&out, &a, 7002);
     b_rt.check(&b.att).expect("CHECK b: B's state untouched");
     a_rt.del(&a.att).expect("DEL a");
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &net.masq_table(), TEARDOWN),
         "A's table survived its last DEL"
     );
     // A's removal deleted its own element only, although B's lies inside A's /23.
@@ -302,7 +294,7 @@ fn a_subnet_given_to_another_network_stays_when_the_first_goes() {
     b_rt.add(&b.att).expect("ADD b in X, now B's");
     a_in_y.del(&a2.att).expect("A's last DEL");
     assert!(
-        ip::nft_table_gone(&net.host, &masq_table(&net), TEARDOWN),
+        ip::nft_table_gone(&net.host, &net.masq_table(), TEARDOWN),
         "A's table survived its last DEL"
     );
     let x_addr = x.trim_end_matches("/24");
@@ -329,9 +321,7 @@ fn gc_without_a_stamp_removes_the_elements() {
     let a = Container::new();
     a_rt.add(&a.att).expect("ADD a");
     a_rt.del(&a.att).expect("DEL a");
-    let stamp = std::path::Path::new(&net.state_dir())
-        .join(&net.name)
-        .join("firewall.json");
+    let stamp = net.network_state().join("firewall.json");
     std::fs::remove_file(&stamp).expect("remove the firewall stamp");
     a_rt.gc(&[]).expect("GC");
     assert_eq!(nets4(&net), json!([]), "A's element leaked");
@@ -373,7 +363,7 @@ fn an_install_waits_for_the_shared_sets_lock() {
             "the first ADD installed while another held the shared sets"
         );
         assert!(
-            !ip::nft_tables(&net.host).contains(&masq_table(&net)),
+            !ip::nft_tables(&net.host).contains(&net.masq_table()),
             "the table appeared while the lock was held"
         );
         drop(held);
@@ -382,7 +372,7 @@ fn an_install_waits_for_the_shared_sets_lock() {
             .unwrap_or_else(|e| panic!("ADD after the release: {e}"));
     });
     assert!(
-        ip::nft_tables(&net.host).contains(&masq_table(&net)),
+        ip::nft_tables(&net.host).contains(&net.masq_table()),
         "no masquerade table"
     );
     rt.del(&c.att).expect("DEL");

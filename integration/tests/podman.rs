@@ -74,7 +74,7 @@ fn assert_nothing_left(pm: &Podman, gone: &[Traces]) {
     assert!(ip::bridge_ports(&net.host, &net.bridge).is_empty());
     let held = reservations(net);
     assert!(held.is_empty(), "reservations left: {held:?}");
-    let table = ("inet".to_string(), format!("vbridge-{}", net.name));
+    let table = net.masq_table();
     // Removed by vbridge's deferred teardown (default firewallTeardownDelayMs 2 s).
     assert!(
         ip::nft_table_gone(&net.host, &table, std::time::Duration::from_secs(8)),

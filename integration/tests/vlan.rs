@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use integration::result::{gateway_of, ip_of};
 use integration::vlan::{self, PortVlan};
+use integration::TEARDOWN;
 use integration::{ip, Container, Runtime, Subnet, TestNet};
 use serde_json::{json, Value};
 
@@ -85,9 +86,6 @@ impl VlanNet {
         )
     }
 }
-
-/// The teardown delay of [`vlan_net`] plus slack for a loaded machine.
-const TEARDOWN: Duration = Duration::from_secs(5);
 
 /// True once the network's nftables table and isolate chain are gone (the last DEL leaves
 /// their removal to a detached reaper after `firewallTeardownDelayMs`); false after `TEARDOWN`.

@@ -168,12 +168,7 @@ fn validate_requested(cfg: &IpamConfig, ip: IpAddr) -> Result<usize, Error> {
             all.join("; ")
         )));
     };
-    if cfg
-        .range_sets
-        .iter()
-        .flatten()
-        .any(|r| r.gateway == Some(ip))
-    {
+    if cfg.is_gateway(ip) {
         return Err(Error::AddressOutOfRange(format!(
             "requested address {ip} is a gateway address; request another address"
         )));

@@ -59,7 +59,7 @@ impl<'a> Walk<'a> {
     }
 
     fn is_gateway(&self, ip: IpAddr) -> bool {
-        self.sets.iter().flatten().any(|r| r.gateway == Some(ip))
+        conf::ipamconf::is_gateway(self.sets, ip)
     }
 }
 
