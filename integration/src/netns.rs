@@ -76,6 +76,14 @@ impl Drop for Netns {
             return;
         }
         self.delete_links();
+        // vbridge's per-netns lock of the shared nftables sets: one file per netns ever
+        // used as a host, so the tests' hundreds would pile up in /run. Removed while the
+        // netns still exists: its inode cannot have been reused yet.
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            use std::os::unix::fs::MetadataExt;
+            let lock = format!("/run/vbridge/shared-sets-{}.lock", meta.ino());
+            let _ignored = std::fs::remove_file(lock);
+        }
         let _lock = NETNS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let ok = Command::new("ip")
             .args(["netns", "del", &self.name])

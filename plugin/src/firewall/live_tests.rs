@@ -14,7 +14,14 @@ fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     let handle = std::thread::spawn(move || {
         unshare(CloneFlags::CLONE_NEWNET)
             .expect("unshare(CLONE_NEWNET) failed: the firewall tests must run as root");
-        f()
+        let out = f();
+        // The netns dies with this thread: its lock of the shared sets goes with it.
+        if let Ok(ns) = std::fs::metadata("/proc/thread-self/ns/net") {
+            use std::os::unix::fs::MetadataExt;
+            let _ignored =
+                std::fs::remove_file(format!("/run/vbridge/shared-sets-{}.lock", ns.ino()));
+        }
+        out
     });
     match handle.join() {
         Ok(v) => v,
