@@ -159,9 +159,12 @@ fn check_accepts_the_rules_of_another_range() {
 
 /// A second vbridge network `name` in `net`'s host netns, on a bridge of its own, with
 /// `subnet` as its only range (stateDir and dataDir are shared, as on a real host).
-fn sibling(net: &TestNet, suffix: &str, subnet: &str) -> Runtime {
+fn sibling(net: &TestNet, suffix: &str, subnet: &str, settings: Value) -> Runtime {
     let mut plugin = plugin_with_ranges(net, &[subnet]);
     plugin["bridge"] = json!(format!("{}{suffix}", net.bridge));
+    for (k, v) in settings.as_object().into_iter().flatten() {
+        plugin[k] = v.clone();
+    }
     let name = format!("{}-{suffix}", net.name);
     net.runtime(json!({"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}))
 }
@@ -193,7 +196,7 @@ fn failed_install_keeps_the_rules_of_running_pods() {
     let (lower, upper, wide) = halves(&net);
     let a_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&lower])]));
     let wide_rt = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&wide])]));
-    let b_rt = sibling(&net, "b", &upper);
+    let b_rt = sibling(&net, "b", &upper, json!({}));
     let (a, b, c) = (Container::new(), Container::new(), Container::new());
     a_rt.add(&a.att).expect("ADD a in A's /24");
     b_rt.add(&b.att).expect("ADD b in B's /24");
@@ -261,8 +264,8 @@ fn resize_after_the_table_was_deleted() {
     let (old_rt, new_rt) = resized(&net);
     let (a, b) = (Container::new(), Container::new());
     old_rt.add(&a.att).expect("ADD a in the /26");
-    let table = format!("vbridge-{}", net.name);
-    ip::must_run_in(&net.host, &["nft", "delete", "table", "inet", &table]);
+    let (family, table) = net.masq_table();
+    ip::must_run_in(&net.host, &["nft", "delete", "table", &family, &table]);
     new_rt.add(&b.att).expect("ADD b after the resize to /25");
     let base = net.subnet.base.to_string();
     assert_eq!(nets4(&net), json!([{"prefix": {"addr": base, "len": 25}}]));
@@ -282,11 +285,8 @@ fn a_subnet_given_to_another_network_stays_when_the_first_goes() {
     let (x, y, _) = halves(&net);
     let a_in_x = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&x])]));
     let a_in_y = net.runtime(net.conflist("1.0.0", vec![plugin_with_ranges(&net, &[&y])]));
-    let mut b_plugin = plugin_with_ranges(&net, &[&x]);
-    b_plugin["bridge"] = json!(format!("{}b", net.bridge));
-    b_plugin["isolate"] = json!(true);
+    let b_rt = sibling(&net, "b", &x, json!({"isolate": true}));
     let b_name = format!("{}-b", net.name);
-    let b_rt = net.runtime(json!({"cniVersion": "1.0.0", "name": b_name, "plugins": [b_plugin]}));
     let (a1, a2, b) = (Container::new(), Container::new(), Container::new());
     a_in_x.add(&a1.att).expect("ADD a1 in X");
     a_in_y.add(&a2.att).expect("ADD a2 in Y");
@@ -325,7 +325,7 @@ fn gc_without_a_stamp_removes_the_elements() {
     std::fs::remove_file(&stamp).expect("remove the firewall stamp");
     a_rt.gc(&[]).expect("GC");
     assert_eq!(nets4(&net), json!([]), "A's element leaked");
-    let c_rt = sibling(&net, "c", &wide);
+    let c_rt = sibling(&net, "c", &wide, json!({}));
     let c = Container::new();
     c_rt.add(&c.att)
         .expect("ADD c in the /23 around A's old /24");

@@ -130,9 +130,10 @@ impl<'a> Valid<'a> {
         if !self.containers.contains(att.container_id.as_str()) {
             return Ok(false);
         }
+        // Unlisted, so only a guess can keep it.
         Ok(store
             .attachment_record(att)?
-            .is_some_and(|r| self.keeps(&r)))
+            .is_some_and(|r| r.ifname_guessed))
     }
 }
 

@@ -18,8 +18,7 @@ fn in_fresh_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         // The netns dies with this thread: its lock of the shared sets goes with it.
         if let Ok(ns) = std::fs::metadata("/proc/thread-self/ns/net") {
             use std::os::unix::fs::MetadataExt;
-            let _ignored =
-                std::fs::remove_file(format!("/run/vbridge/shared-sets-{}.lock", ns.ino()));
+            let _ignored = std::fs::remove_file(super::shared_sets_lock(ns.ino()));
         }
         out
     });

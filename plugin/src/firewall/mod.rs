@@ -194,10 +194,11 @@ const SHARED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 /// cannot be made, the install goes on unserialized and says so.
 fn lock_shared_sets() -> Result<Option<std::fs::File>, Error> {
     use std::os::unix::fs::MetadataExt;
-    let dir = std::path::Path::new("/run/vbridge");
     let opened = std::fs::metadata("/proc/thread-self/ns/net").and_then(|ns| {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("shared-sets-{}.lock", ns.ino()));
+        let path = shared_sets_lock(ns.ino());
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         std::fs::File::options()
             .create(true)
             .truncate(false)
@@ -222,6 +223,11 @@ fn lock_shared_sets() -> Result<Option<std::fs::File>, Error> {
             Ok(None)
         }
     }
+}
+
+/// The lock file of the shared sets of the netns with inode `netns_inode`.
+fn shared_sets_lock(netns_inode: u64) -> PathBuf {
+    PathBuf::from(format!("/run/vbridge/shared-sets-{netns_inode}.lock"))
 }
 
 /// The elements of the shared sets, asked: one `nft` exec for both sets.
