@@ -142,11 +142,11 @@ impl CmdArgs {
         let needs_path = matches!(cmd, Add | Del | Check | Gc);
 
         let mut missing = Vec::new();
-        let a = CmdArgs {
+        let mut a = CmdArgs {
             container_id: get("CNI_CONTAINERID"),
             netns: get("CNI_NETNS"),
             ifname: get("CNI_IFNAME"),
-            args: CniArgs::parse(&get("CNI_ARGS"))?,
+            args: CniArgs::default(),
             path: std::env::split_paths(&get("CNI_PATH"))
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect(),
@@ -170,6 +170,7 @@ impl CmdArgs {
                 missing.join(",")
             )));
         }
+        a.args = CniArgs::parse(&get("CNI_ARGS"))?;
         if needs_container {
             if !is_valid_id(&a.container_id) {
                 return Err(Error::Env(format!(

@@ -82,18 +82,21 @@ pub struct Common {
 }
 
 impl Common {
+    /// The config's `cniVersion`, checked.
+    pub fn version_of(v: &Value) -> Result<Version, Error> {
+        match v.get("cniVersion") {
+            None => Version::parse(""),
+            Some(Value::String(s)) => Version::parse(s),
+            Some(other) => Err(Error::Version(format!(
+                "cniVersion must be a string, got {other}"
+            ))),
+        }
+    }
+
     /// Checks `cniVersion`, `name` and `type` from a raw config value.
     pub fn from_value(v: &Value) -> Result<Common, Error> {
         let s = |k: &str| v.get(k).and_then(Value::as_str);
-        let version = match v.get("cniVersion") {
-            None => Version::parse("")?,
-            Some(Value::String(s)) => Version::parse(s)?,
-            Some(other) => {
-                return Err(Error::Version(format!(
-                    "cniVersion must be a string, got {other}"
-                )))
-            }
-        };
+        let version = Common::version_of(v)?;
         let name = s("name").unwrap_or_default().to_string();
         if name.is_empty() {
             return Err(Error::config(

@@ -8,7 +8,7 @@ use crate::error::{CniError, ErrorCode};
 use crate::netconf::{parse_value, Common};
 use crate::version::{version_reply, Version, SUPPORTED};
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 /// One parsed invocation.
 pub struct Request {
@@ -43,12 +43,21 @@ pub fn run(plugin: &dyn Plugin, log_prefix: &'static str) -> i32 {
     let getenv = |k: &str| std::env::var(k).ok();
     let (mut stdin, mut stdout, mut stderr) =
         (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    // VERSION typed at a shell must not wait for a config nobody sends (the reference
+    // never reads stdin for it); runtimes pipe one and close it.
+    let mut nothing = std::io::empty();
+    let stdin: &mut dyn Read =
+        if stdin.is_terminal() && getenv("CNI_COMMAND").as_deref() == Some("VERSION") {
+            &mut nothing
+        } else {
+            &mut stdin
+        };
     let code = run_with(
         plugin,
         log_prefix,
         Io {
             getenv: &getenv,
-            stdin: &mut stdin,
+            stdin,
             stdout: &mut stdout,
             stderr: &mut stderr,
         },
@@ -126,6 +135,9 @@ fn dispatch(
         });
         return Ok(version_reply(req.as_deref()));
     }
+    // The environment first, as the reference skel does: a call missing its CNI_*
+    // variables is told so (4) whatever stdin holds.
+    let mut args = CmdArgs::from_env(command, getenv, Vec::new())?;
     // Room for any usual config (a prevResult included) up front: std's read_to_end
     // otherwise probes an empty buffer with a few small reads first.
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -138,10 +150,11 @@ fn dispatch(
     let raw = parse_value(&buf)?;
     let s = |k: &str| raw.get(k).and_then(Value::as_str);
     crate::log::init(log_prefix, s("logLevel"), s("logFile"));
+    // Known before name and type are checked, so their errors carry it too.
+    *version = Some(Common::version_of(&raw)?);
     let common = Common::from_value(&raw)?;
-    *version = Some(common.version);
     gate(command, common.version)?;
-    let args = CmdArgs::from_env(command, getenv, buf)?;
+    args.stdin = buf;
     log::debug!(
         "{cmd} container={} ifname={} netns={}",
         args.container_id,
@@ -287,6 +300,48 @@ mod tests {
         let v: Value = serde_json::from_str(&out).expect("json");
         assert_eq!(v["cniVersion"], "0.4.0");
         assert_eq!(v["code"], 111);
+    }
+
+    #[test]
+    fn missing_env_is_reported_before_stdin() {
+        let add = [("CNI_COMMAND", "ADD")];
+        for stdin in [
+            "",
+            "{bad",
+            r#"{"cniVersion":"0.2.0","name":"n","type":"f"}"#,
+        ] {
+            let (code, out, _) = go(&add, stdin);
+            assert_eq!((code, err_code(&out)), (1, 4), "stdin {stdin:?}: {out}");
+            assert!(
+                out.contains("CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME,CNI_PATH"),
+                "{out}"
+            );
+        }
+        // A bad CNI_ARGS does not hide which variables are missing.
+        let (_, out, _) = go(&[("CNI_COMMAND", "ADD"), ("CNI_ARGS", "junk")], "");
+        assert!(out.contains("required env variables"), "{out}");
+        // With everything present, CNI_ARGS is still checked.
+        let mut env = ADD.to_vec();
+        env.push(("CNI_ARGS", "junk"));
+        let (_, out, _) = go(&env, r#"{"cniVersion":"1.0.0","name":"n","type":"f"}"#);
+        assert_eq!(err_code(&out), 4, "{out}");
+    }
+
+    #[test]
+    fn config_errors_carry_the_config_version() {
+        for conf in [
+            r#"{"cniVersion":"0.4.0","type":"fake"}"#,
+            r#"{"cniVersion":"0.4.0","name":"n"}"#,
+            r#"{"cniVersion":"0.4.0","name":"../x","type":"fake"}"#,
+        ] {
+            let (_, out, _) = go(&ADD, conf);
+            let v: Value = serde_json::from_str(&out).expect("json");
+            assert_eq!(
+                (v["code"].as_u64(), v["cniVersion"].as_str()),
+                (Some(7), Some("0.4.0")),
+                "{conf}"
+            );
+        }
     }
 
     #[test]
