@@ -67,42 +67,100 @@ fn delegate_error_code_is_passed_through() {
     assert!(ip::link(&b.ns, "eth0").is_none(), "failed ADD left eth0");
 }
 
-/// A delegate whose ADD succeeds but prints no usable result: the ADD fails, and the
-/// address the delegate reserved is given back (vbridge calls its DEL).
-#[test]
-fn unusable_delegate_result_is_released() {
-    let net = TestNet::new();
+/// A plugin directory holding one executable shell script `name`.
+fn script_delegate(net: &TestNet, name: &str, body: &str) -> String {
     let dir = net.tmp.sub("plugins");
     std::fs::create_dir_all(&dir).expect("plugin dir");
-    let script = Path::new(&dir).join("garbling-ipam");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nout=$({})\n[ \"$CNI_COMMAND\" = ADD ] && {{ echo 'not json'; exit 0; }}\nprintf '%s' \"$out\"\n",
-            paths::vbridge_ipam().display()
-        ),
-    )
-    .expect("write the delegate");
+    let script = Path::new(&dir).join(name);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).expect("write the delegate");
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let mut conf = net.flat_config("1.0.0");
-    conf["ipam"]["type"] = json!("garbling-ipam");
-    let c = Container::new();
+    dir
+}
+
+/// ADD of `conf` with CNI_PATH = `dir`.
+fn add_via(net: &TestNet, dir: &str, conf: &serde_json::Value, c: &Container) -> exec::Output {
     let mut env = cni_env("ADD", &c.att);
     env.retain(|(k, _)| k != "CNI_PATH");
-    env.push(("CNI_PATH".into(), dir.clone()));
-    let out = exec(
+    env.push(("CNI_PATH".into(), dir.to_string()));
+    exec(
         net.host.path(),
         &paths::vbridge(),
         &env,
         conf.to_string().as_bytes(),
+    )
+}
+
+/// A delegate whose ADD succeeds but prints no usable result — not JSON, or a result
+/// without addresses (the reference refuses that too): the ADD fails, and the address
+/// the delegate reserved is given back (vbridge calls its DEL).
+#[test]
+fn unusable_delegate_result_is_released() {
+    for (printed, says) in [
+        ("not json", "not JSON"),
+        (r#"{"cniVersion":"1.0.0"}"#, "no IP addresses"),
+    ] {
+        let net = TestNet::new();
+        let dir = script_delegate(
+            &net,
+            "garbling-ipam",
+            &format!(
+                "out=$({})\n[ \"$CNI_COMMAND\" = ADD ] && {{ echo '{printed}'; exit 0; }}\nprintf '%s' \"$out\"\n",
+                paths::vbridge_ipam().display()
+            ),
+        );
+        let mut conf = net.flat_config("1.0.0");
+        conf["ipam"]["type"] = json!("garbling-ipam");
+        let c = Container::new();
+        let err = add_via(&net, &dir, &conf, &c).expect_error(110);
+        assert!(err.msg.contains(says), "{printed}: {}", err.msg);
+        let held = integration::ipam_ls::reservations(&net.ipam_dir(), &net.name);
+        assert!(
+            held.is_empty(),
+            "{printed}: the delegate's reservation was kept: {held:?}"
+        );
+        assert!(
+            ip::link(&c.ns, "eth0").is_none(),
+            "{printed}: failed ADD left eth0"
+        );
+    }
+}
+
+/// A delegated IPAM runs once the container interface exists, is up and its host end
+/// is on the bridge — where the reference bridge runs it, and what dhcp needs (it
+/// acquires the lease through that interface). The delegate here refuses unless it
+/// finds exactly that, then allocates with vbridge-ipam.
+#[test]
+fn delegate_runs_with_the_container_interface_up() {
+    let net = TestNet::new();
+    let dir = script_delegate(
+        &net,
+        "iface-ipam",
+        &format!(
+            r#"if [ "$CNI_COMMAND" = ADD ]; then
+  link=$(nsenter --net="$CNI_NETNS" ip -o link show dev "$CNI_IFNAME" 2>&1)
+  case "$link" in
+    *",UP"*|*"<UP"*) ;;
+    *) printf '{{"cniVersion":"1.0.0","code":7,"msg":"container interface not up: %s"}}' "$link"; exit 1;;
+  esac
+  if [ -z "$(ip -o link show master {bridge} 2>/dev/null)" ]; then
+    printf '{{"cniVersion":"1.0.0","code":7,"msg":"no port on the bridge"}}'; exit 1
+  fi
+fi
+exec {ipam}
+"#,
+            bridge = net.bridge,
+            ipam = paths::vbridge_ipam().display()
+        ),
     );
-    assert!(!out.success(), "ADD with an unusable IPAM result: {out}");
-    let held = integration::ipam_ls::reservations(&net.ipam_dir(), &net.name);
-    assert!(
-        held.is_empty(),
-        "the delegate's reservation was kept: {held:?}"
-    );
+    let mut conf = net.flat_config("1.0.0");
+    conf["ipam"]["type"] = json!("iface-ipam");
+    let c = Container::new();
+    let out = add_via(&net, &dir, &conf, &c);
+    assert!(out.success(), "ADD: {out}");
+    let res: serde_json::Value = serde_json::from_str(&out.stdout).expect("result JSON");
+    assert!(net.subnet.contains(ip_of(&res)), "{res}");
+    assert!(ip::ping(&c.ns, gateway_of(&res)), "no ping to the gateway");
 }
 
 /// STATUS of a network whose delegated IPAM is not in CNI_PATH: not ready (50, the

@@ -62,6 +62,11 @@ impl<'a> IpamClient<'a> {
         }
     }
 
+    /// An exec'd plugin, which may need the container interface (dhcp does).
+    pub fn is_delegate(&self) -> bool {
+        matches!(self, IpamClient::Delegate { .. })
+    }
+
     pub fn add(&self, att: &Attachment) -> Result<CniResult> {
         match self {
             IpamClient::None => Ok(CniResult::default()),
@@ -73,7 +78,19 @@ impl<'a> IpamClient<'a> {
                         plugin: plugin.clone(),
                         msg: format!("its ADD result is not JSON: {e}"),
                     })
-                    .and_then(|v: serde_json::Value| Ok(CniResult::from_value(&v)?));
+                    .and_then(|v: serde_json::Value| Ok(CniResult::from_value(&v)?))
+                    .and_then(|r| {
+                        // As the reference: an IPAM that hands out nothing is broken, and a
+                        // container without an address is no success.
+                        if r.ips.is_empty() {
+                            return Err(Error::IpamExec {
+                                plugin: plugin.clone(),
+                                msg: "its ADD result has no IP addresses (\"ips\" is empty)"
+                                    .to_string(),
+                            });
+                        }
+                        Ok(r)
+                    });
                 if parsed.is_err() {
                     // It succeeded, so it holds an address we cannot use: give it back.
                     if let Err(e) = exec(plugin, req, "DEL") {

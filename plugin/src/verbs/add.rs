@@ -123,10 +123,14 @@ impl<'a> Add<'a> {
             .vlan
             .filter(|v| *v != 0)
             .and_then(|v| u16::try_from(v).ok());
-        // The IPAM after every check and before any link: a failed or refused ADD never
-        // allocates, an exhausted pool leaves nothing to undo.
-        let ipres = self.ipam.add(&self.att)?;
-        self.allocated = true;
+        // Our own IPAM runs after every check and before any link: a failed or refused
+        // ADD never allocates, an exhausted pool leaves nothing to undo. A delegate runs
+        // once the container interface is on its port and up, where the reference runs
+        // it: dhcp acquires its lease through that interface.
+        let early = match self.ipam.is_delegate() {
+            true => None,
+            false => Some(self.allocate()?),
+        };
         laps.lap("IPAM");
         let (br, host_index) = self.bridge_and_veth(host, vlan, &trunk, leftover).await?;
         laps.lap("bridge and veth");
@@ -136,13 +140,21 @@ impl<'a> Add<'a> {
             default_pvid: bridge::default_pvid(&br),
             preserve_default: self.conf.preserve_default_vlan,
         };
+        let ctr_mac = self
+            .configure_port_of(host, ctr, host_index, &port_vlans)
+            .await?;
+        let ipres = match early {
+            Some(r) => r,
+            None => {
+                self.up_for_delegate(ctr).await?;
+                self.allocate()?
+            }
+        };
         let Configured {
             ipres,
             gateways,
             macs,
-        } = self
-            .configure_links(host, ctr, host_index, &port_vlans, ipres)
-            .await?;
+        } = self.configure_links(ctr, ipres, ctr_mac).await?;
         laps.lap("port, container addresses and routes");
         let vlan_gw = self.vlan_gateway(vlan);
         if vlan_gw.is_none() {
@@ -201,36 +213,57 @@ impl<'a> Add<'a> {
         Ok((br, host_index))
     }
 
-    /// Bridge port, then the container interface: up, addresses, routes. Returns
-    /// `ipres` with its gateways filled in, those gateways, and both ends' MACs (read
-    /// here, while a failure still rolls back cleanly).
-    async fn configure_links(
+    fn allocate(&mut self) -> Result<CniResult> {
+        let r = self.ipam.add(&self.att)?;
+        self.allocated = true;
+        Ok(r)
+    }
+
+    /// The bridge port of the host end; returns the container end's MAC, which the
+    /// port's spoof check (macspoofchk) lets through.
+    async fn configure_port_of(
         &self,
         host: &Handle,
         ctr: &Container,
         host_index: u32,
         port_vlans: &bridge::PortVlans<'_>,
-        mut ipres: CniResult,
-    ) -> Result<Configured> {
-        let ifname = &self.req.args.ifname;
-        let mac = |links: &IfSock, name: &str| -> Result<String> {
-            links
-                .mac(name)?
-                .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
-        };
-        // Read first: the port's spoof check (macspoofchk) lets only this MAC through.
-        let ctr_mac = mac(&ctr.links, ifname)?;
+    ) -> Result<String> {
+        let ctr_mac = link_mac(&ctr.links, &self.req.args.ifname)?;
         self.configure_port(host, host_index, port_vlans, &ctr_mac)
             .await?;
-        let ctr_index = ctr.links.index(ifname)?.ok_or_else(|| {
+        Ok(ctr_mac)
+    }
+
+    /// The container interface up before a delegated IPAM runs (addresses come later).
+    async fn up_for_delegate(&self, ctr: &Container) -> Result<()> {
+        let idx = self.container_index(ctr)?;
+        netlink::set_container_ipv4_conf(&ctr.nl, idx).await?;
+        netlink::set_up(&ctr.nl, idx).await
+    }
+
+    fn container_index(&self, ctr: &Container) -> Result<u32> {
+        let ifname = &self.req.args.ifname;
+        ctr.links.index(ifname)?.ok_or_else(|| {
             Error::Check(format!(
                 "container interface {ifname} vanished after creation"
             ))
-        })?;
+        })
+    }
+
+    /// The container interface: up, addresses, routes. Returns `ipres` with its gateways
+    /// filled in, those gateways, and both ends' MACs (read here, while a failure still
+    /// rolls back cleanly).
+    async fn configure_links(
+        &self,
+        ctr: &Container,
+        mut ipres: CniResult,
+        ctr_mac: String,
+    ) -> Result<Configured> {
+        let ctr_index = self.container_index(ctr)?;
         let gateways = gateways(self.conf, &mut ipres);
         self.configure_container(&ctr.nl, ctr_index, &ipres, &gateways)
             .await?;
-        let macs = [mac(&self.host_links, &self.host_veth)?, ctr_mac];
+        let macs = [link_mac(&self.host_links, &self.host_veth)?, ctr_mac];
         Ok(Configured {
             ipres,
             gateways,
@@ -514,6 +547,12 @@ impl<'a> Add<'a> {
 }
 
 /// What `configure_links` established.
+fn link_mac(links: &IfSock, name: &str) -> Result<String> {
+    links
+        .mac(name)?
+        .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
+}
+
 struct Configured {
     ipres: CniResult,
     gateways: Vec<IpAddr>,
