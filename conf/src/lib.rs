@@ -9,6 +9,7 @@ pub mod error;
 pub mod hash;
 pub mod ipamconf;
 pub mod log;
+pub mod mac;
 pub mod netconf;
 pub mod result;
 pub mod skel;

@@ -319,6 +319,30 @@ impl NetConf {
             .or(cni_args_mac.filter(set))
     }
 
+    /// The container interface's MAC, if one is asked for (see `mac`), parsed and checked
+    /// — before anything is allocated, naming the key it came from.
+    pub fn container_mac(&self, cni_args_mac: Option<&str>) -> Result<Option<[u8; 6]>, Error> {
+        let Some(s) = self.mac(cni_args_mac) else {
+            return Ok(None);
+        };
+        let key = if self.runtime_config.mac.as_deref() == Some(s) {
+            "runtimeConfig.mac"
+        } else if self.args.cni.mac.as_deref() == Some(s) {
+            "args.cni.mac"
+        } else {
+            "CNI_ARGS MAC"
+        };
+        let mac = crate::mac::parse(s).ok_or_else(|| {
+            Error::config(format!(
+                "{key} {s:?} is invalid: use the form 02:aa:bb:cc:dd:ee"
+            ))
+        })?;
+        match crate::mac::unicast_problem(&mac) {
+            Some(p) => Err(Error::config(format!("{key} {s:?} {p}"))),
+            None => Ok(Some(mac)),
+        }
+    }
+
     /// GC's list of live attachments; libcni sends both spellings (cni#1101).
     pub fn gc_valid_attachments(&self) -> Option<Vec<Attachment>> {
         match (&self.valid_attachments, &self.attachments) {
@@ -654,6 +678,36 @@ mod tests {
             "args":{"cni":{"mac":"02:00:00:00:00:02"}},"runtimeConfig":{"mac":"02:00:00:00:00:03","portMappings":[]}}"#)
         .expect("ok");
         assert_eq!(c.mac(Some("02:00:00:00:00:01")), Some("02:00:00:00:00:03"));
+    }
+
+    #[test]
+    fn container_mac_names_its_key() {
+        let c = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge",
+            "args":{"cni":{"mac":"02-00-00-00-00-02"}}}"#,
+        )
+        .expect("ok");
+        assert_eq!(
+            c.container_mac(Some("zz")).expect("args.cni wins"),
+            Some([2, 0, 0, 0, 0, 2])
+        );
+        let c = parse(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge",
+            "runtimeConfig":{"mac":"03:00:00:00:00:01"}}"#,
+        )
+        .expect("ok");
+        let e = c.container_mac(None).expect_err("multicast").to_string();
+        assert!(
+            e.contains("runtimeConfig.mac") && e.contains("multicast"),
+            "{e}"
+        );
+        let c = parse(r#"{"cniVersion":"1.0.0","name":"n","type":"vbridge"}"#).expect("ok");
+        let e = c
+            .container_mac(Some("02:00:00:00:00"))
+            .expect_err("short")
+            .to_string();
+        assert!(e.contains("CNI_ARGS MAC"), "{e}");
+        assert_eq!(c.container_mac(None).expect("none"), None);
     }
 
     #[test]

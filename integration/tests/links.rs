@@ -28,6 +28,9 @@ fn mac_from_runtime_config_args_and_cni_args() {
             Some("02:aa:00:00:00:09"),
             Some("02:aa:00:00:00:03"),
         ),
+        // The other forms Go's net.ParseMAC (so the reference) takes.
+        ("02:aa:00:00:00:04", Some("02-AA-00-00-00-04"), None),
+        ("02:aa:00:00:00:05", None, Some("02aa.0000.0005")),
     ];
     for (want, cni_args_mac, runtime_mac) in cases {
         let c = Container::new();
@@ -45,6 +48,32 @@ fn mac_from_runtime_config_args_and_cni_args() {
             .unwrap_or_default();
         assert_eq!(live, want, "MAC in the container");
         rt.del(&att).unwrap_or_else(|e| panic!("DEL: {e}"));
+    }
+}
+
+/// A MAC the kernel would refuse, or no MAC at all, is a config error (7) naming the key
+/// it came from — found before anything is allocated or created.
+#[test]
+fn bad_mac_is_refused_before_anything_changes() {
+    let net = TestNet::new();
+    for (key, mac) in [
+        ("runtimeConfig.mac", "03:00:00:00:00:01"),
+        ("args.cni.mac", "00:00:00:00:00:00"),
+        ("CNI_ARGS MAC", "02:aa:bb:cc:dd"),
+    ] {
+        let c = Container::new();
+        let mut conf = net.flat_config("1.0.0");
+        let mut att = c.att.clone();
+        match key {
+            "runtimeConfig.mac" => conf["runtimeConfig"] = json!({ "mac": mac }),
+            "args.cni.mac" => conf["args"] = json!({"cni": { "mac": mac }}),
+            _ => att.cni_args = format!("IgnoreUnknown=1;MAC={mac}"),
+        }
+        let err = net.vbridge("ADD", &att, &conf).expect_error(7);
+        assert!(err.msg.contains(key), "{key}: {}", err.msg);
+        assert!(ip::link(&c.ns, "eth0").is_none(), "{key}: eth0 created");
+        let held = integration::ipam_ls::reservations(&net.ipam_dir(), &net.name);
+        assert!(held.is_empty(), "{key}: allocated {held:?}");
     }
 }
 

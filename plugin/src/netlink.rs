@@ -127,16 +127,11 @@ pub fn format_mac(bytes: &[u8]) -> String {
 }
 
 pub fn parse_mac(s: &str) -> Result<Vec<u8>> {
-    let bytes: Option<Vec<u8>> = s
-        .split(':')
-        .map(|p| u8::from_str_radix(p, 16).ok())
-        .collect();
-    match bytes {
-        Some(b) if b.len() == 6 && s.len() == 17 => Ok(b),
-        _ => Err(Error::Conf(conf::Error::config(format!(
+    conf::mac::parse(s).map(|m| m.to_vec()).ok_or_else(|| {
+        Error::Conf(conf::Error::config(format!(
             "MAC address {s:?} is invalid: use the form 02:aa:bb:cc:dd:ee"
-        )))),
-    }
+        )))
+    })
 }
 
 pub fn link_group(l: &LinkMessage) -> Option<u32> {

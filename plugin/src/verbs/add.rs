@@ -28,6 +28,7 @@ const DAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
     super::addable(&conf)?;
+    let ctr_mac = conf.container_mac(req.args.args.mac.as_deref())?;
     let ipam = IpamClient::new(&conf, req)?;
     ipam.validate_for_add()?;
     let ns = Netns::open(&req.args.netns)?;
@@ -45,6 +46,7 @@ pub fn add(req: &Request) -> Result<String> {
             att: req.args.attachment(),
             host_veth: names::host_veth(&conf.name, &req.args.container_id, &req.args.ifname),
             host_links: IfSock::open()?,
+            ctr_mac,
             allocated: false,
             veth: false,
             displaced: Default::default(),
@@ -68,6 +70,8 @@ struct Add<'a> {
     host_veth: String,
     /// Lookups in the host namespace.
     host_links: IfSock,
+    /// The MAC asked for, if any (checked before anything changes).
+    ctr_mac: Option<[u8; 6]>,
     allocated: bool,
     veth: bool,
     /// Addresses `forceAddress` removed (link, address, prefix), put back by a rollback.
@@ -318,11 +322,7 @@ impl<'a> Add<'a> {
         bridge_index: u32,
         leftover: Option<u32>,
     ) -> Result<u32> {
-        let mac = self
-            .conf
-            .mac(self.req.args.args.mac.as_deref())
-            .map(netlink::parse_mac)
-            .transpose()?;
+        let mac = self.ctr_mac.map(|m| m.to_vec());
         let spec = VethSpec {
             host_name: &self.host_veth,
             container_name: &self.req.args.ifname,
