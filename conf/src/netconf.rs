@@ -343,6 +343,19 @@ impl NetConf {
         }
     }
 
+    /// The attachments a GC keeps. libcni sends both spellings (cni#1101), and neither
+    /// when its caller gave no arguments (`cnitool gc`), which it means as "nothing is
+    /// valid": it has just DELed every attachment it had cached.
+    pub fn gc_keep(&self) -> Vec<Attachment> {
+        self.gc_valid_attachments().unwrap_or_else(|| {
+            log::warn!(
+                "GC of network {:?} without \"cni.dev/valid-attachments\": no attachment is kept (libcni sends none for a GC without arguments)",
+                self.name
+            );
+            Vec::new()
+        })
+    }
+
     /// GC's list of live attachments; libcni sends both spellings (cni#1101).
     pub fn gc_valid_attachments(&self) -> Option<Vec<Attachment>> {
         match (&self.valid_attachments, &self.attachments) {

@@ -5,11 +5,7 @@ use ipam::Error;
 
 pub fn run(req: &Request) -> Result<(), Error> {
     let (conf, cfg) = super::load(req)?;
-    let valid = conf.gc_valid_attachments().ok_or_else(|| {
-        conf::Error::config(
-            "GC needs \"cni.dev/valid-attachments\" (the list of attachments still in use)",
-        )
-    })?;
+    let valid = conf.gc_keep();
     let released = ipam::gc(&cfg, &valid)?;
     log::info!(
         "GC of network {}: released {} attachment(s)",

@@ -16,9 +16,7 @@ use std::collections::HashSet;
 
 pub fn gc(req: &Request) -> Result<()> {
     let conf = load(req)?;
-    let valid = conf.gc_valid_attachments().ok_or_else(|| {
-        conf::Error::config("GC needs \"cni.dev/valid-attachments\" (the attachments to keep)")
-    })?;
+    let valid = conf.gc_keep();
     let mut errs = Vec::new();
     // The IPAM has its own store and lock: its GC runs even when this network's state
     // lock cannot be had.
