@@ -348,6 +348,11 @@ impl IpamSection {
                         .filter(|g| !g.is_empty())
                         .map(|g| parse_ip(g, &format!("{f}.gw")))
                         .transpose()?;
+                if let Some(g) = gw.filter(|g| g.is_ipv4() != dst.is_ipv4()) {
+                    return Err(Error::config(format!(
+                        "{f}.gw: {g} is not of the address family of dst {dst}"
+                    )));
+                }
                 Ok(Route {
                     mtu: r.mtu,
                     advmss: r.advmss,
@@ -497,12 +502,18 @@ pub fn parse_resolv_conf(path: &str) -> Result<Dns, String> {
 pub fn dns_from_resolv(text: &str) -> Dns {
     let mut dns = Dns::default();
     for line in text.lines() {
-        let mut w = line.split_whitespace();
-        match w.next() {
-            Some("nameserver") => dns.nameservers.extend(w.next().map(str::to_string)),
-            Some("domain") => dns.domain = w.next().unwrap_or_default().to_string(),
-            Some("search") => dns.search = w.map(str::to_string).collect(),
-            Some("options") => dns.options.extend(w.map(str::to_string)),
+        // As host-local reads it (so results match the reference's): a keyword without a
+        // value is skipped, and every `search` line adds to the list.
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [key, first, rest @ ..] = w.as_slice() else {
+            continue;
+        };
+        let all = || std::iter::once(first).chain(rest).map(|s| s.to_string());
+        match *key {
+            "nameserver" => dns.nameservers.push(first.to_string()),
+            "domain" => dns.domain = first.to_string(),
+            "search" => dns.search.extend(all()),
+            "options" => dns.options.extend(all()),
             _ => {}
         }
     }
@@ -647,6 +658,20 @@ mod tests {
     }
 
     #[test]
+    fn route_gateway_of_the_other_family_is_refused_on_add() {
+        for routes in [
+            r#"[{"dst":"fd00:1::/64","gw":"10.1.0.1"}]"#,
+            r#"[{"dst":"192.0.2.0/24","gw":"fd00::1"}]"#,
+        ] {
+            let c = conf(&format!(r#"{{"subnet":"10.1.0.0/24","routes":{routes}}}"#))
+                .expect("DEL can build it");
+            let e = c.validate_for_add().expect_err("ADD refuses it");
+            assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
+            assert!(e.to_string().contains("ipam.routes[0].gw"), "{e}");
+        }
+    }
+
+    #[test]
     fn error_names_field() {
         let e = conf(r#"{"subnet":"10.1.0.0/24","rangeStart":"10.2.0.1"}"#)
             .and_then(|c| c.validate_for_add())
@@ -729,6 +754,10 @@ mod tests {
         assert_eq!(d.search, ["a", "b"]);
         assert_eq!(d.domain, "x");
         assert_eq!(d.options, ["ndots:5"]);
+        // host-local's reading: search lines add up, bare keywords are skipped.
+        let d = dns_from_resolv("search a\nsearch b c\nsearch\ndomain x\ndomain\n");
+        assert_eq!(d.search, ["a", "b", "c"]);
+        assert_eq!(d.domain, "x");
     }
 
     #[test]

@@ -399,15 +399,16 @@ fn address_of(m: &AddressMessage) -> Option<(IpAddr, u8)> {
 /// `forceAddress`, as the reference does it: before `ip/prefix` goes on link `index`, every
 /// other IPv4 address of the link (for an IPv4 `ip`), or every IPv6 address whose subnet
 /// overlaps `ip`'s (for an IPv6 one), is removed — so a network whose subnet changed does
-/// not keep its old gateway, and its old route, on the bridge. Returns what was removed.
+/// not keep its old gateway, and its old route, on the bridge. Adds to `removed` what
+/// this call removed — also when it then fails, so a rollback can put back exactly that.
 pub async fn remove_conflicting_addresses(
     h: &Handle,
     index: u32,
     ip: IpAddr,
     prefix: u8,
     keep: &[(IpAddr, u8)],
-) -> Result<Vec<(IpAddr, u8)>> {
-    let mut removed = Vec::new();
+    removed: &mut Vec<(IpAddr, u8)>,
+) -> Result<()> {
     for m in address_messages(h, index).await? {
         let Some(have) = address_of(&m) else {
             continue;
@@ -416,8 +417,10 @@ pub async fn remove_conflicting_addresses(
             continue;
         }
         match h.address().del(m).execute().await {
-            // EADDRNOTAVAIL: a concurrent ADD of the network removed it first.
-            Err(e) if errno(&e) != Some(EADDRNOTAVAIL) => {
+            Ok(()) => removed.push(have),
+            // A concurrent ADD of the network removed it first: not ours to put back.
+            Err(e) if errno(&e) == Some(EADDRNOTAVAIL) => {}
+            Err(e) => {
                 return Err(Error::netlink(
                     format!(
                         "forceAddress: failed to remove {}/{} from link #{index}",
@@ -426,10 +429,9 @@ pub async fn remove_conflicting_addresses(
                     e,
                 ))
             }
-            _ => removed.push(have),
         }
     }
-    Ok(removed)
+    Ok(())
 }
 
 /// Whether address `have` must give way to the gateway `want` under `forceAddress`.
@@ -458,12 +460,18 @@ pub async fn add_route(h: &Handle, index: u32, route: &Route, gw: Option<IpAddr>
     let dst = route.dst;
     let mut b = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(dst.network(), dst.prefix())
-        .map_err(|e| Error::Check(format!("invalid route destination {dst}: {e:?}")))?
+        .map_err(|e| {
+            Error::Conf(conf::Error::config(format!(
+                "invalid route destination {dst}: {e:?}"
+            )))
+        })?
         .output_interface(index);
     if let Some(g) = gw {
-        b = b
-            .gateway(g)
-            .map_err(|e| Error::Check(format!("invalid route gateway {g}: {e:?}")))?;
+        b = b.gateway(g).map_err(|e| {
+            Error::Conf(conf::Error::config(format!(
+                "route to {dst}: invalid gateway {g}: {e:?}"
+            )))
+        })?;
     }
     if let Some(p) = route.priority {
         b = b.priority(p);

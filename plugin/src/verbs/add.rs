@@ -468,14 +468,23 @@ impl<'a> Add<'a> {
             .collect();
         for &(gw, prefix) in &ours {
             if self.conf.force_address {
-                let removed =
-                    netlink::remove_conflicting_addresses(host, br, gw, prefix, &ours).await?;
+                let mut removed = Vec::new();
+                let done = netlink::remove_conflicting_addresses(
+                    host,
+                    br,
+                    gw,
+                    prefix,
+                    &ours,
+                    &mut removed,
+                )
+                .await;
                 for (ip, p) in removed {
                     log::info!(
                         "forceAddress: removed {ip}/{p} to make way for gateway {gw}/{prefix}"
                     );
                     self.displaced.borrow_mut().push((br, ip, p));
                 }
+                done?;
             }
             netlink::add_address(host, br, gw, prefix, true).await?;
             if gw.is_ipv4() {
