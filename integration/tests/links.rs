@@ -79,7 +79,26 @@ fn bad_mac_is_refused_before_anything_changes() {
 
 #[test]
 fn bridge_mac_is_pinned_and_mtu_is_applied() {
+    bridge_mac_is_pinned(false);
+}
+
+/// A bridge someone else made (its MAC random, not set) would take its lowest port's MAC
+/// as ports come and go; in gateway mode it is pinned on adoption, and the result names
+/// the MAC it has with the port on it.
+#[test]
+fn adopted_bridge_mac_is_pinned() {
+    bridge_mac_is_pinned(true);
+}
+
+fn bridge_mac_is_pinned(adopt: bool) {
     let net = TestNet::new();
+    if adopt {
+        ip::must_run_in(
+            &net.host,
+            &["ip", "link", "add", &net.bridge, "type", "bridge"],
+        );
+        ip::must_run_in(&net.host, &["ip", "link", "set", &net.bridge, "up"]);
+    }
     let mut plugin = net.vbridge_plugin();
     plugin["mtu"] = json!(1400);
     let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
@@ -101,6 +120,15 @@ fn bridge_mac_is_pinned_and_mtu_is_applied() {
     for c in &cs {
         rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
     }
+    // Emptied and used again: the same address, and it answers.
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(
+        res["interfaces"][0]["mac"], bridge_mac,
+        "bridge MAC changed"
+    );
+    assert!(ip::ping(&c.ns, gateway_of(&res)), "container → gateway");
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }
 
 /// The world's bridge, made beforehand (to be adopted) with the kernel's default for a

@@ -317,6 +317,27 @@ fn vlan_gateway_pair_takes_the_mtu_and_no_router_advertisements() {
     vn.detach(&a);
 }
 
+/// A layer-2 VLAN network (no IPAM) has no gateway address, so `isGateway` makes no
+/// VLAN gateway pair for it — only the access port.
+#[test]
+#[ignore = "needs bridge VLAN filtering + 8021q: scripts/test runs it on such a kernel or in a VM"]
+fn layer2_vlan_network_makes_no_gateway_pair() {
+    let net = TestNet::new();
+    let vn = vlan_net(&net, "l2", subnet(120), json!({"vlan": 120, "ipam": null}));
+    let c = Container::new();
+    let res = vn.rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(res["ips"].as_array().map_or(0, Vec::len), 0, "{res}");
+    let port = host_port(&res);
+    assert_eq!(vlan::port_vlans(&net.host, &port), [access(120)], "{port}");
+    let pair: Vec<String> = links_named(&net, "vbg")
+        .into_iter()
+        .chain(links_named(&net, "vbp"))
+        .collect();
+    assert!(pair.is_empty(), "gateway pair without a gateway: {pair:?}");
+    vn.rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    vn.detach(&c);
+}
+
 /// With VLAN filtering the bridge looks source MACs up per VID: the spoof check must let
 /// the container's MAC through on the access VLAN and on every trunk VLAN.
 #[test]

@@ -97,10 +97,29 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
             Error::netlink(format!("failed to make bridge {} promiscuous", s.name), e)
         })?;
     }
+    // A bridge whose MAC nobody set takes its lowest port's, so the gateway's MAC would
+    // change as pods come and go. The reference pins it on every gateway ADD (each time
+    // flushing the bridge's neighbour entries); here it is pinned once, before its first
+    // port: while it is down or has never had carrier, or once an unpinned bridge's last
+    // port left it without an address. (One that has ports and an unpinned MAC keeps
+    // its kernel behaviour; the result names the MAC it has with our port on it.)
+    if s.gateway && (!is_up(&l) || never_had_a_port(&l) || mac_string(&l) == ZERO_MAC) {
+        pin_mac(h, &l).await?;
+    }
     if !is_up(&l) {
         set_up(h, l.header.index).await?;
     }
     Ok(l)
+}
+
+const ZERO_MAC: &str = "00:00:00:00:00:00";
+
+/// A bridge's carrier changes as its first port comes up; an up bridge that never had a
+/// port shows carrier with no change.
+fn never_had_a_port(l: &LinkMessage) -> bool {
+    l.attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::CarrierChanges(0)))
 }
 
 pub fn vlan_filtering(l: &LinkMessage) -> bool {
@@ -133,7 +152,12 @@ async fn enable_vlan_filtering(h: &Handle, name: &str) -> Result<()> {
 /// A bridge takes the lowest MAC of its ports unless its address was set explicitly;
 /// pinning it avoids the gateway MAC changing as containers come and go.
 async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
-    let mac = crate::netlink::parse_mac(&mac_string(l))?;
+    let mut mac = crate::netlink::parse_mac(&mac_string(l))?;
+    if mac_string(l) == ZERO_MAC {
+        // An unpinned bridge whose last port left has no address at all: give it a
+        // random one, as the kernel gives a new bridge.
+        mac = random_mac()?;
+    }
     h.link()
         .change(
             LinkUnspec::new_with_index(l.header.index)
@@ -143,6 +167,17 @@ async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
         .execute()
         .await
         .map_err(|e| Error::netlink("failed to pin the bridge MAC address", e))
+}
+
+/// A random locally administered unicast MAC.
+fn random_mac() -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut b = [0u8; 6];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Error::io("cannot read /dev/urandom for a bridge MAC", e))?;
+    b[0] = (b[0] & 0xfe) | 0x02;
+    Ok(b.to_vec())
 }
 
 /// What a bridge port's VLANs should be.

@@ -187,7 +187,7 @@ impl<'a> Add<'a> {
         }
         let ipres = res?;
         laps.lap("gateway and state");
-        let ours = self.result(&br, macs, ipres);
+        let ours = self.result(macs, ipres);
         match prev {
             Some(prev) => Ok(chain(prev, ours)),
             None => Ok(ours),
@@ -267,7 +267,13 @@ impl<'a> Add<'a> {
         let gateways = gateways(self.conf, &mut ipres);
         self.configure_container(&ctr.nl, ctr_index, &ipres, &gateways)
             .await?;
-        let macs = [link_mac(&self.host_links, &self.host_veth)?, ctr_mac];
+        // The bridge's MAC as it is with our port on it (an unpinned one may have taken
+        // the port's).
+        let macs = [
+            link_mac(&self.host_links, self.conf.bridge_name())?,
+            link_mac(&self.host_links, &self.host_veth)?,
+            ctr_mac,
+        ];
         Ok(Configured {
             ipres,
             gateways,
@@ -290,7 +296,8 @@ impl<'a> Add<'a> {
         ipres: CniResult,
         gateways: &[IpAddr],
     ) -> Result<CniResult> {
-        if let Some(v) = self.vlan_gateway(vlan) {
+        // A layer-2 network (no addresses) has no gateway to put on the VLAN's link.
+        if let Some(v) = self.vlan_gateway(vlan).filter(|_| !gateways.is_empty()) {
             let gw_link = bridge::ensure_vlan_gateway(
                 host,
                 br,
@@ -497,8 +504,8 @@ impl<'a> Add<'a> {
     }
 
     /// `macs`: the host end's, then the container end's.
-    fn result(&self, br: &LinkMessage, macs: [String; 2], ipres: CniResult) -> CniResult {
-        let [host_mac, ctr_mac] = macs;
+    fn result(&self, macs: [String; 3], ipres: CniResult) -> CniResult {
+        let [br_mac, host_mac, ctr_mac] = macs;
         let dns = match &self.conf.dns {
             Some(d) if !d.is_empty() => d.clone(),
             _ => ipres.dns,
@@ -507,7 +514,7 @@ impl<'a> Add<'a> {
             interfaces: vec![
                 Interface {
                     name: self.conf.bridge_name().into(),
-                    mac: netlink::mac_string(br),
+                    mac: br_mac,
                     ..Default::default()
                 },
                 Interface {
@@ -565,8 +572,8 @@ fn link_mac(links: &IfSock, name: &str) -> Result<String> {
 struct Configured {
     ipres: CniResult,
     gateways: Vec<IpAddr>,
-    /// The host end's MAC, then the container end's.
-    macs: [String; 2],
+    /// The bridge's MAC, the host end's, then the container end's.
+    macs: [String; 3],
 }
 
 /// The netlink connection and the lookup socket in the container netns.
