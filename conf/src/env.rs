@@ -135,6 +135,18 @@ impl CmdArgs {
         getenv: &dyn Fn(&str) -> Option<String>,
         stdin: Vec<u8>,
     ) -> Result<CmdArgs, Error> {
+        let mut a = CmdArgs::present(cmd, getenv, stdin)?;
+        a.validate(cmd, getenv)?;
+        Ok(a)
+    }
+
+    /// The variables `cmd` needs, checked only for presence — what the reference skel
+    /// checks before it reads stdin.
+    pub fn present(
+        cmd: Command,
+        getenv: &dyn Fn(&str) -> Option<String>,
+        stdin: Vec<u8>,
+    ) -> Result<CmdArgs, Error> {
         use Command::*;
         let get = |k: &str| getenv(k).unwrap_or_default();
         let needs_container = matches!(cmd, Add | Del | Check);
@@ -142,7 +154,7 @@ impl CmdArgs {
         let needs_path = matches!(cmd, Add | Del | Check | Gc);
 
         let mut missing = Vec::new();
-        let mut a = CmdArgs {
+        let a = CmdArgs {
             container_id: get("CNI_CONTAINERID"),
             netns: get("CNI_NETNS"),
             ifname: get("CNI_IFNAME"),
@@ -170,19 +182,29 @@ impl CmdArgs {
                 missing.join(",")
             )));
         }
-        a.args = CniArgs::parse(&get("CNI_ARGS"))?;
-        if needs_container {
-            if !is_valid_id(&a.container_id) {
+        Ok(a)
+    }
+
+    /// The values: container id and interface name (which the reference skel checks once
+    /// the config's version is known), and `CNI_ARGS`.
+    pub fn validate(
+        &mut self,
+        cmd: Command,
+        getenv: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), Error> {
+        if matches!(cmd, Command::Add | Command::Del | Command::Check) {
+            if !is_valid_id(&self.container_id) {
                 return Err(Error::Env(format!(
                     "CNI_CONTAINERID {:?} is invalid: it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
-                    a.container_id
+                    self.container_id
                 )));
             }
-            if let Some(p) = interface_name_problem(&a.ifname) {
-                return Err(Error::Env(format!("CNI_IFNAME {:?} {p}", a.ifname)));
+            if let Some(p) = interface_name_problem(&self.ifname) {
+                return Err(Error::Env(format!("CNI_IFNAME {:?} {p}", self.ifname)));
             }
         }
-        Ok(a)
+        self.args = CniArgs::parse(&getenv("CNI_ARGS").unwrap_or_default())?;
+        Ok(())
     }
 }
 

@@ -137,7 +137,7 @@ fn dispatch(
     }
     // The environment first, as the reference skel does: a call missing its CNI_*
     // variables is told so (4) whatever stdin holds.
-    let mut args = CmdArgs::from_env(command, getenv, Vec::new())?;
+    let mut args = CmdArgs::present(command, getenv, Vec::new())?;
     // Room for any usual config (a prevResult included) up front: std's read_to_end
     // otherwise probes an empty buffer with a few small reads first.
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -154,6 +154,7 @@ fn dispatch(
     *version = Some(Common::version_of(&raw)?);
     let common = Common::from_value(&raw)?;
     gate(command, common.version)?;
+    args.validate(command, getenv)?;
     args.stdin = buf;
     log::debug!(
         "{cmd} container={} ifname={} netns={}",
@@ -329,6 +330,15 @@ mod tests {
 
     #[test]
     fn config_errors_carry_the_config_version() {
+        let mut env = ADD.to_vec();
+        env[3] = ("CNI_IFNAME", "bad/name");
+        let (_, out, _) = go(&env, r#"{"cniVersion":"0.4.0","name":"n","type":"fake"}"#);
+        let v: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(
+            (v["code"].as_u64(), v["cniVersion"].as_str()),
+            (Some(4), Some("0.4.0")),
+            "{out}"
+        );
         for conf in [
             r#"{"cniVersion":"0.4.0","type":"fake"}"#,
             r#"{"cniVersion":"0.4.0","name":"n"}"#,

@@ -83,6 +83,8 @@ impl Drop for Netns {
             use std::os::unix::fs::MetadataExt;
             let lock = format!("/run/vbridge/shared-sets-{}.lock", meta.ino());
             let _ignored = std::fs::remove_file(lock);
+            let pinned = format!("/run/vbridge/pinned-{}", meta.ino());
+            let _ignored = std::fs::remove_dir_all(pinned);
         }
         let _lock = NETNS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let ok = Command::new("ip")

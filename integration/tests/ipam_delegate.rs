@@ -163,6 +163,60 @@ exec {ipam}
     assert!(ip::ping(&c.ns, gateway_of(&res)), "no ping to the gateway");
 }
 
+/// A delegated IPAM's address arrives after the container interface went up, which is
+/// when the kernel would announce it: vbridge announces it afterwards (gratuitous ARP),
+/// so a neighbour still holding a previous pod's MAC for a reused address learns the new
+/// one at once instead of losing this pod's traffic until its entry expires.
+#[test]
+fn delegated_address_is_announced() {
+    let net = TestNet::new();
+    let dir = script_delegate(
+        &net,
+        "other-ipam",
+        &format!("exec {}\n", paths::vbridge_ipam().display()),
+    );
+    let mut conf = net.flat_config("1.0.0");
+    conf["ipam"]["type"] = json!("other-ipam");
+    let add = |n: u32| {
+        let mut c = Container::new();
+        c.att.cni_args = format!("IgnoreUnknown=1;IP={}", net.subnet.host(n));
+        let out = add_via(&net, &dir, &conf, &c);
+        assert!(out.success(), "ADD: {out}");
+        let res: serde_json::Value = serde_json::from_str(&out.stdout).expect("result JSON");
+        (c, res)
+    };
+    // A pod already there (the bridge exists, with a port); the host still remembers
+    // another MAC for the address the next pod gets.
+    let _first = add(51);
+    let addr = net.subnet.host(50).to_string();
+    ip::must_run_in(
+        &net.host,
+        &[
+            "ip",
+            "neigh",
+            "replace",
+            &addr,
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            &net.bridge,
+            "nud",
+            "stale",
+        ],
+    );
+    let (_c, res) = add(50);
+    let ctr_mac = res["interfaces"][2]["mac"].as_str().expect("container MAC");
+    let neigh = ip::must_run_in(
+        &net.host,
+        &["ip", "neigh", "show", &addr, "dev", &net.bridge],
+    );
+    assert!(
+        neigh.stdout.contains(ctr_mac),
+        "the host still has {:?} for {addr}, not the container's {ctr_mac}: {neigh}",
+        neigh.stdout.trim()
+    );
+}
+
 /// STATUS of a network whose delegated IPAM is not in CNI_PATH: not ready (50, the
 /// spec's STATUS code, naming the plugin), not our exec failure code 110.
 #[test]

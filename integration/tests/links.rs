@@ -79,7 +79,7 @@ fn bad_mac_is_refused_before_anything_changes() {
 
 #[test]
 fn bridge_mac_is_pinned_and_mtu_is_applied() {
-    bridge_mac_is_pinned(false);
+    bridge_mac_is_pinned(Made::ByVbridge);
 }
 
 /// A bridge someone else made (its MAC random, not set) would take its lowest port's MAC
@@ -87,17 +87,38 @@ fn bridge_mac_is_pinned_and_mtu_is_applied() {
 /// the MAC it has with the port on it.
 #[test]
 fn adopted_bridge_mac_is_pinned() {
-    bridge_mac_is_pinned(true);
+    bridge_mac_is_pinned(Made::Beforehand);
 }
 
-fn bridge_mac_is_pinned(adopt: bool) {
+/// An unpinned bridge whose ports all left has no MAC at all (00:00:00:00:00:00): it gets
+/// one, pinned, and the gateway on it answers.
+#[test]
+fn emptied_bridge_gets_a_pinned_mac() {
+    bridge_mac_is_pinned(Made::AndEmptied);
+}
+
+enum Made {
+    ByVbridge,
+    Beforehand,
+    AndEmptied,
+}
+
+fn bridge_mac_is_pinned(made: Made) {
     let net = TestNet::new();
-    if adopt {
-        ip::must_run_in(
-            &net.host,
-            &["ip", "link", "add", &net.bridge, "type", "bridge"],
-        );
-        ip::must_run_in(&net.host, &["ip", "link", "set", &net.bridge, "up"]);
+    let run = |cmd: &[&str]| ip::must_run_in(&net.host, cmd);
+    if !matches!(made, Made::ByVbridge) {
+        run(&["ip", "link", "add", &net.bridge, "type", "bridge"]);
+        run(&["ip", "link", "set", &net.bridge, "up"]);
+    }
+    if matches!(made, Made::AndEmptied) {
+        run(&[
+            "ip", "link", "add", "vbtport", "type", "veth", "peer", "name", "vbtpeer",
+        ]);
+        run(&["ip", "link", "set", "vbtport", "master", &net.bridge, "up"]);
+        run(&["ip", "link", "set", "vbtpeer", "up"]);
+        run(&["ip", "link", "del", "vbtport"]);
+        let mac = ip::link(&net.host, &net.bridge).and_then(|l| l.address);
+        assert_eq!(mac.as_deref(), Some("00:00:00:00:00:00"), "emptied bridge");
     }
     let mut plugin = net.vbridge_plugin();
     plugin["mtu"] = json!(1400);

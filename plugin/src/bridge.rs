@@ -36,6 +36,7 @@ pub async fn ensure(h: &Handle, s: &BridgeSpec<'_>) -> Result<LinkMessage> {
             })?;
             if created {
                 pin_mac(h, &l).await?;
+                mark_pinned(l.header.index);
                 l
             } else {
                 // Another first ADD created it in between: what it made may lack what
@@ -99,12 +100,11 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
     }
     // A bridge whose MAC nobody set takes its lowest port's, so the gateway's MAC would
     // change as pods come and go. The reference pins it on every gateway ADD (each time
-    // flushing the bridge's neighbour entries); here it is pinned once, before its first
-    // port: while it is down or has never had carrier, or once an unpinned bridge's last
-    // port left it without an address. (One that has ports and an unpinned MAC keeps
-    // its kernel behaviour; the result names the MAC it has with our port on it.)
-    if s.gateway && (!is_up(&l) || never_had_a_port(&l) || mac_string(&l) == ZERO_MAC) {
+    // flushing the bridge's neighbour entries); here once per bridge and boot, noted in
+    // /run. (An unpinned bridge whose last port left has no address at all.)
+    if s.gateway && (!pinned(l.header.index) || mac_string(&l) == ZERO_MAC) {
         pin_mac(h, &l).await?;
+        mark_pinned(l.header.index);
     }
     if !is_up(&l) {
         set_up(h, l.header.index).await?;
@@ -114,12 +114,29 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
 
 const ZERO_MAC: &str = "00:00:00:00:00:00";
 
-/// A bridge's carrier changes as its first port comes up; an up bridge that never had a
-/// port shows carrier with no change.
-fn never_had_a_port(l: &LinkMessage) -> bool {
-    l.attributes
-        .iter()
-        .any(|a| matches!(a, LinkAttribute::CarrierChanges(0)))
+/// `/run/vbridge/pinned-<netns inode>/<ifindex>`: this boot pinned that bridge's MAC (a
+/// pinned bridge keeps its address, so once is enough). The netns's directory goes with
+/// the tests' throwaway namespaces.
+fn pin_marker(index: u32) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
+    Some(format!("/run/vbridge/pinned-{ns}/{index}").into())
+}
+
+fn pinned(index: u32) -> bool {
+    pin_marker(index).is_some_and(|p| p.exists())
+}
+
+/// Best effort: without the note, the next ADD pins again (harmless, only slower).
+fn mark_pinned(index: u32) {
+    let Some(p) = pin_marker(index) else { return };
+    let made = p
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::File::create(&p).map(drop));
+    if let Err(e) = made {
+        log::debug!("cannot note the pinned bridge in {}: {e}", p.display());
+    }
 }
 
 pub fn vlan_filtering(l: &LinkMessage) -> bool {
@@ -154,9 +171,9 @@ async fn enable_vlan_filtering(h: &Handle, name: &str) -> Result<()> {
 async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
     let mut mac = crate::netlink::parse_mac(&mac_string(l))?;
     if mac_string(l) == ZERO_MAC {
-        // An unpinned bridge whose last port left has no address at all: give it a
-        // random one, as the kernel gives a new bridge.
-        mac = random_mac()?;
+        // An unpinned bridge whose last port left has no address at all: give it one,
+        // the same for every ADD racing here (this boot, this bridge).
+        mac = derived_mac(l);
     }
     h.link()
         .change(
@@ -169,15 +186,16 @@ async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
         .map_err(|e| Error::netlink("failed to pin the bridge MAC address", e))
 }
 
-/// A random locally administered unicast MAC.
-fn random_mac() -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut b = [0u8; 6];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| Error::io("cannot read /dev/urandom for a bridge MAC", e))?;
-    b[0] = (b[0] & 0xfe) | 0x02;
-    Ok(b.to_vec())
+/// A locally administered unicast MAC derived from the bridge's name and index and the
+/// boot: what concurrent ADDs agree on without talking to each other.
+fn derived_mac(l: &LinkMessage) -> Vec<u8> {
+    let name = crate::netlink::link_name(l);
+    let index = l.header.index.to_string();
+    let boot = ipam::store::boot_id().unwrap_or_default();
+    let h = conf::hash::fnv1a(&[name, &index, boot]).to_be_bytes();
+    let mut mac = h[2..8].to_vec();
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
 }
 
 /// What a bridge port's VLANs should be.

@@ -18,7 +18,7 @@ use conf::skel::Request;
 use conf::{Attachment, CniResult};
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::{InfoKind, LinkMessage};
-use rtnetlink::{Handle, LinkBridgePort};
+use rtnetlink::{Handle, LinkBridgePort, LinkUnspec};
 use std::net::IpAddr;
 
 /// How long an ADD with `enabledad` waits for duplicate address detection (one probe and
@@ -147,6 +147,7 @@ impl<'a> Add<'a> {
         let ctr_mac = self
             .configure_port_of(host, ctr, host_index, &port_vlans)
             .await?;
+        let delegated = early.is_none();
         let ipres = match early {
             Some(r) => r,
             None => {
@@ -159,6 +160,9 @@ impl<'a> Add<'a> {
             gateways,
             macs,
         } = self.configure_links(ctr, ipres, ctr_mac).await?;
+        if delegated {
+            self.announce(ctr, &macs[2], &ipres).await?;
+        }
         laps.lap("port, container addresses and routes");
         let vlan_gw = self.vlan_gateway(vlan);
         if vlan_gw.is_none() {
@@ -243,6 +247,26 @@ impl<'a> Add<'a> {
         let idx = self.container_index(ctr)?;
         netlink::set_container_ipv4_conf(&ctr.nl, idx).await?;
         netlink::set_up(&ctr.nl, idx).await
+    }
+
+    /// The link went up before a delegated IPAM gave it addresses, and going up is when
+    /// `arp_notify` announces them: a neighbour still holding a previous pod's MAC for a
+    /// reused address would lose this pod's traffic until its entry expired. Setting the
+    /// link's own MAC again makes the kernel send the gratuitous ARP.
+    async fn announce(&self, ctr: &Container, mac: &str, r: &CniResult) -> Result<()> {
+        if !r.ips.iter().any(|i| i.address.is_ipv4()) {
+            return Ok(());
+        }
+        let idx = self.container_index(ctr)?;
+        let msg = LinkUnspec::new_with_index(idx)
+            .address(netlink::parse_mac(mac)?)
+            .build();
+        ctr.nl.link().change(msg).execute().await.map_err(|e| {
+            Error::netlink(
+                "failed to announce the container's addresses (gratuitous ARP)",
+                e,
+            )
+        })
     }
 
     fn container_index(&self, ctr: &Container) -> Result<u32> {
@@ -503,7 +527,7 @@ impl<'a> Add<'a> {
         Ok(())
     }
 
-    /// `macs`: the host end's, then the container end's.
+    /// `macs`: the bridge's, the host end's, then the container end's.
     fn result(&self, macs: [String; 3], ipres: CniResult) -> CniResult {
         let [br_mac, host_mac, ctr_mac] = macs;
         let dns = match &self.conf.dns {
@@ -562,13 +586,13 @@ impl<'a> Add<'a> {
     }
 }
 
-/// What `configure_links` established.
 fn link_mac(links: &IfSock, name: &str) -> Result<String> {
     links
         .mac(name)?
         .ok_or_else(|| Error::Check(format!("link {name} vanished during the ADD")))
 }
 
+/// What `configure_links` established.
 struct Configured {
     ipres: CniResult,
     gateways: Vec<IpAddr>,
