@@ -1027,11 +1027,29 @@ fn previous_boot_reservation_reclaimed_on_full_pool() {
     assert_store(&net.ipam_dir(), &net.name, 1);
 }
 
-/// Runs vbridge like the harness does, but in a private mount namespace where
-/// /usr/sbin/nft is /bin/false (nothing outside that namespace changes).
-fn vbridge_without_nft(net: &TestNet, env: &[(String, String)], conf: &str) -> (bool, Value) {
+/// How `vbridge_without_nft` takes nft away.
+#[derive(Clone, Copy, Debug)]
+enum NoNft {
+    /// /usr/sbin/nft is /bin/false: there, but every call fails.
+    Failing,
+    /// An empty /usr/sbin (so /sbin too): not installed.
+    Absent,
+}
+
+/// Runs vbridge like the harness does, but in a private mount namespace without a
+/// working nft (nothing outside that namespace changes).
+fn vbridge_without_nft(
+    net: &TestNet,
+    env: &[(String, String)],
+    conf: &str,
+    how: NoNft,
+) -> (bool, Value) {
+    let hide = match how {
+        NoNft::Failing => "mount --bind /bin/false /usr/sbin/nft",
+        NoNft::Absent => "mount -t tmpfs none /usr/sbin",
+    };
     let script = format!(
-        "mount --bind /bin/false /usr/sbin/nft && exec nsenter --net={} {}",
+        "{hide} && exec /usr/bin/nsenter --net={} {}",
         net.host.path_str(),
         paths::vbridge().display()
     );
@@ -1067,32 +1085,50 @@ fn status_without_usable_nft_is_50() {
             paths::bin_dir().display().to_string(),
         ),
     ];
-    let (ok, err) = vbridge_without_nft(&net, &env, &conf);
+    let (ok, err) = vbridge_without_nft(&net, &env, &conf, NoNft::Failing);
     assert!(!ok);
     assert_eq!(err["code"], 50, "{err}");
     assert!(err["msg"].as_str().unwrap_or("").contains("nft"), "{err}");
 }
 
-/// Without nft an ipMasq ADD fails (108) and rolls back, and the runtime's DEL that
-/// follows still succeeds, with the teardown done by the DEL itself (delay 0).
+/// Without nft an ipMasq ADD fails (108) — before it changes anything on the host when
+/// nft is not installed (no bridge, no forwarding switched on), rolled back when nft
+/// fails — and the runtime's DEL that follows still succeeds, with the teardown done by
+/// the DEL itself (delay 0).
 #[test]
 fn add_without_nft_fails_cleanly_and_del_succeeds() {
-    let net = TestNet::with_prefix(30);
-    let c = Container::new();
-    let mut conf = net.flat_config("1.1.0");
-    conf["firewallTeardownDelayMs"] = json!(0);
-    let conf = conf.to_string();
-    let env = |cmd: &str| integration::runtime::cni_env(cmd, &c.att);
-    let (ok, err) = vbridge_without_nft(&net, &env("ADD"), &conf);
-    assert!(!ok);
-    assert_eq!(err["code"], 108, "{err}");
-    assert!(
-        ip::bridge_ports(&net.host, &net.bridge).is_empty(),
-        "ADD left a port"
-    );
-    let (ok, out) = vbridge_without_nft(&net, &env("DEL"), &conf);
-    assert!(ok, "DEL after the failed ADD: {out}");
-    assert!(net.pool_has_free_address(), "the address was not released");
+    for how in [NoNft::Absent, NoNft::Failing] {
+        let net = TestNet::with_prefix(30);
+        let c = Container::new();
+        let mut conf = net.flat_config("1.1.0");
+        conf["firewallTeardownDelayMs"] = json!(0);
+        let conf = conf.to_string();
+        let env = |cmd: &str| integration::runtime::cni_env(cmd, &c.att);
+        let (ok, err) = vbridge_without_nft(&net, &env("ADD"), &conf, how);
+        assert!(!ok);
+        assert_eq!(err["code"], 108, "{how:?}: {err}");
+        assert!(
+            ip::bridge_ports(&net.host, &net.bridge).is_empty(),
+            "{how:?}: ADD left a port"
+        );
+        if let NoNft::Absent = how {
+            assert!(
+                ip::link(&net.host, &net.bridge).is_none(),
+                "ADD left the bridge"
+            );
+            assert_eq!(
+                ip::sysctl_value(&net.host, "net.ipv4.ip_forward"),
+                "0",
+                "ADD switched forwarding on"
+            );
+        }
+        let (ok, out) = vbridge_without_nft(&net, &env("DEL"), &conf, how);
+        assert!(ok, "{how:?}: DEL after the failed ADD: {out}");
+        assert!(
+            net.pool_has_free_address(),
+            "{how:?}: the address was not released"
+        );
+    }
 }
 
 /// libcni sends a runtime's empty list of live attachments (a Go nil slice, e.g. a node

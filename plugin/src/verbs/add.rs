@@ -29,6 +29,11 @@ pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
     super::addable(&conf)?;
     let ctr_mac = conf.container_mac(req.args.args.mac.as_deref())?;
+    if conf.ip_masq || conf.isolate {
+        // A fresh machine's usual first failure, found before the bridge, its gateway
+        // and the forwarding switch change anything on the host.
+        crate::firewall::findable()?;
+    }
     let ipam = IpamClient::new(&conf, req)?;
     ipam.validate_for_add()?;
     let ns = Netns::open(&req.args.netns)?;
