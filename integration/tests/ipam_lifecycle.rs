@@ -1104,6 +1104,8 @@ fn add_without_nft_fails_cleanly_and_del_succeeds() {
         conf["firewallTeardownDelayMs"] = json!(0);
         let conf = conf.to_string();
         let env = |cmd: &str| integration::runtime::cni_env(cmd, &c.att);
+        // A new netns copies the machine's setting; the check below needs it off.
+        ip::sysctl(&net.host, "net.ipv4.ip_forward", "0");
         let (ok, err) = vbridge_without_nft(&net, &env("ADD"), &conf, how);
         assert!(!ok);
         assert_eq!(err["code"], 108, "{how:?}: {err}");

@@ -124,15 +124,42 @@ fn bridge_mac_is_pinned(made: Made) {
     plugin["mtu"] = json!(1400);
     let rt = net.runtime(net.conflist("1.1.0", vec![plugin]));
     let cs: Vec<Container> = (0..4).map(|_| Container::new()).collect();
-    let first = rt.add(&cs[0].att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    // The first two at once: racing first ADDs agree on the MAC they pin.
+    let add = |c: &Container| rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| add(&cs[0]));
+        let b = add(&cs[1]);
+        (a.join().expect("first ADD"), b)
+    });
     let bridge_mac = first["interfaces"][0]["mac"].clone();
-    for c in &cs[1..] {
+    assert_eq!(second["interfaces"][0]["mac"], bridge_mac, "racing ADDs");
+    // Pinned once: later ADDs leave the bridge's neighbour entries alone (pinning again
+    // would flush them).
+    let neighbour = net.subnet.host(200).to_string();
+    run(&[
+        "ip",
+        "neigh",
+        "replace",
+        &neighbour,
+        "lladdr",
+        "02:00:00:00:00:77",
+        "dev",
+        &net.bridge,
+        "nud",
+        "stale",
+    ]);
+    for c in &cs[2..] {
         let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
         assert_eq!(
             res["interfaces"][0]["mac"], bridge_mac,
             "bridge MAC changed"
         );
     }
+    let kept = run(&["ip", "neigh", "show", &neighbour, "dev", &net.bridge]);
+    assert!(
+        kept.stdout.contains("02:00:00:00:00:77"),
+        "neighbours flushed"
+    );
     let live = ip::link(&net.host, &net.bridge).and_then(|l| l.address);
     assert_eq!(live.as_deref(), bridge_mac.as_str(), "bridge MAC changed");
     let veth = first["interfaces"][1]["name"].as_str().expect("host veth");

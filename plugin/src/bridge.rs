@@ -35,8 +35,8 @@ pub async fn ensure(h: &Handle, s: &BridgeSpec<'_>) -> Result<LinkMessage> {
                 Error::Check(format!("bridge {} vanished right after creation", s.name))
             })?;
             if created {
-                pin_mac(h, &l).await?;
-                mark_pinned(l.header.index);
+                let mac = pin_mac(h, &l).await?;
+                mark_pinned(l.header.index, &mac);
                 l
             } else {
                 // Another first ADD created it in between: what it made may lack what
@@ -102,9 +102,9 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
     // change as pods come and go. The reference pins it on every gateway ADD (each time
     // flushing the bridge's neighbour entries); here once per bridge and boot, noted in
     // /run. (An unpinned bridge whose last port left has no address at all.)
-    if s.gateway && (!pinned(l.header.index) || mac_string(&l) == ZERO_MAC) {
-        pin_mac(h, &l).await?;
-        mark_pinned(l.header.index);
+    if s.gateway && !pinned(&l) {
+        let mac = pin_mac(h, &l).await?;
+        mark_pinned(l.header.index, &mac);
     }
     if !is_up(&l) {
         set_up(h, l.header.index).await?;
@@ -114,28 +114,47 @@ async fn adopt(h: &Handle, s: &BridgeSpec<'_>, l: LinkMessage) -> Result<LinkMes
 
 const ZERO_MAC: &str = "00:00:00:00:00:00";
 
-/// `/run/vbridge/pinned-<netns inode>/<ifindex>`: this boot pinned that bridge's MAC (a
-/// pinned bridge keeps its address, so once is enough). The netns's directory goes with
-/// the tests' throwaway namespaces.
+/// `/run/vbridge/pinned-<netns inode>/<ifindex>`, a symlink whose target is
+/// `<boot id>,<MAC>`: this boot pinned that bridge to that MAC (a pinned bridge keeps its
+/// address, so once is enough). A note of a namespace or bridge that is gone — inodes and
+/// indexes are reused — names another boot or MAC. The tests' and demo's throwaway
+/// namespaces take their directory with them.
 fn pin_marker(index: u32) -> Option<std::path::PathBuf> {
+    Some(format!("/run/vbridge/pinned-{}/{index}", netns_inode()?).into())
+}
+
+fn netns_inode() -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
-    Some(format!("/run/vbridge/pinned-{ns}/{index}").into())
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .ok()
+        .map(|m| m.ino())
 }
 
-fn pinned(index: u32) -> bool {
-    pin_marker(index).is_some_and(|p| p.exists())
+fn pin_note(mac: &str) -> String {
+    format!("{},{mac}", ipam::store::boot_id().unwrap_or_default())
 }
 
-/// Best effort: without the note, the next ADD pins again (harmless, only slower).
-fn mark_pinned(index: u32) {
+fn pinned(l: &LinkMessage) -> bool {
+    let mac = mac_string(l);
+    mac != ZERO_MAC
+        && pin_marker(l.header.index)
+            .and_then(|p| std::fs::read_link(p).ok())
+            .is_some_and(|t| t.as_os_str() == pin_note(&mac).as_str())
+}
+
+/// Best effort, but said: without the note every gateway ADD pins again, flushing the
+/// bridge's neighbour entries each time.
+fn mark_pinned(index: u32, mac: &str) {
     let Some(p) = pin_marker(index) else { return };
+    let tmp = p.with_extension(std::process::id().to_string());
     let made = p
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::File::create(&p).map(drop));
+        .and_then(|()| std::os::unix::fs::symlink(pin_note(mac), &tmp))
+        .and_then(|()| std::fs::rename(&tmp, &p));
     if let Err(e) = made {
-        log::debug!("cannot note the pinned bridge in {}: {e}", p.display());
+        let _ = std::fs::remove_file(&tmp);
+        log::warn!("cannot note the pinned bridge in {}: {e}", p.display());
     }
 }
 
@@ -168,13 +187,15 @@ async fn enable_vlan_filtering(h: &Handle, name: &str) -> Result<()> {
 
 /// A bridge takes the lowest MAC of its ports unless its address was set explicitly;
 /// pinning it avoids the gateway MAC changing as containers come and go.
-async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
+/// Returns the MAC pinned.
+async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<String> {
     let mut mac = crate::netlink::parse_mac(&mac_string(l))?;
     if mac_string(l) == ZERO_MAC {
         // An unpinned bridge whose last port left has no address at all: give it one,
-        // the same for every ADD racing here (this boot, this bridge).
+        // the same for every ADD racing here (this boot, netns and bridge).
         mac = derived_mac(l);
     }
+    let pinned = crate::netlink::format_mac(&mac);
     h.link()
         .change(
             LinkUnspec::new_with_index(l.header.index)
@@ -183,16 +204,18 @@ async fn pin_mac(h: &Handle, l: &LinkMessage) -> Result<()> {
         )
         .execute()
         .await
-        .map_err(|e| Error::netlink("failed to pin the bridge MAC address", e))
+        .map_err(|e| Error::netlink("failed to pin the bridge MAC address", e))?;
+    Ok(pinned)
 }
 
-/// A locally administered unicast MAC derived from the bridge's name and index and the
-/// boot: what concurrent ADDs agree on without talking to each other.
+/// A locally administered unicast MAC derived from the bridge's name and index, the boot
+/// and the netns: what concurrent ADDs agree on without talking to each other.
 fn derived_mac(l: &LinkMessage) -> Vec<u8> {
     let name = crate::netlink::link_name(l);
     let index = l.header.index.to_string();
     let boot = ipam::store::boot_id().unwrap_or_default();
-    let h = conf::hash::fnv1a(&[name, &index, boot]).to_be_bytes();
+    let ns = netns_inode().unwrap_or_default().to_string();
+    let h = conf::hash::fnv1a(&[name, &index, boot, &ns]).to_be_bytes();
     let mut mac = h[2..8].to_vec();
     mac[0] = (mac[0] & 0xfe) | 0x02;
     mac

@@ -278,12 +278,12 @@ pub fn check(r: &NetworkRules) -> Result<(), Error> {
     }
 }
 
-/// Whether `nft` can be run and reaches nf_tables (for STATUS).
 /// Whether the `nft` binary is there (a stat, no exec).
 pub fn findable() -> Result<(), Error> {
     nft::binary().map(drop)
 }
 
+/// Whether `nft` can be run and reaches nf_tables (for STATUS).
 pub fn available() -> Result<(), Error> {
     nft::probe().map_err(|e| Error::Unavailable(Box::new(e)))
 }

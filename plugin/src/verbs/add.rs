@@ -29,9 +29,10 @@ pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
     super::addable(&conf)?;
     let ctr_mac = conf.container_mac(req.args.args.mac.as_deref())?;
-    if conf.ip_masq || conf.isolate {
+    if (conf.ip_masq || conf.isolate) && !crate::ipam_client::ipam_type(&conf).is_empty() {
         // A fresh machine's usual first failure, found before the bridge, its gateway
-        // and the forwarding switch change anything on the host.
+        // and the forwarding switch change anything on the host. (Without addresses
+        // there is no rule to install.)
         crate::firewall::findable()?;
     }
     let ipam = IpamClient::new(&conf, req)?;
