@@ -153,7 +153,7 @@ fn mark_pinned(index: u32, mac: &str) {
         .and_then(|()| std::os::unix::fs::symlink(pin_note(mac), &tmp))
         .and_then(|()| std::fs::rename(&tmp, &p));
     if let Err(e) = made {
-        let _ = std::fs::remove_file(&tmp);
+        let _ignored = std::fs::remove_file(&tmp);
         log::warn!("cannot note the pinned bridge in {}: {e}", p.display());
     }
 }
