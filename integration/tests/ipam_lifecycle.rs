@@ -760,6 +760,31 @@ fn hundred_concurrent_ipam_processes() {
 // ---------------------------------------------------------------------------------------
 // 7. Corruption is reported, never rewritten.
 
+/// A journal that cannot be replayed, or an unreadable meta.json, stops every operation
+/// at its lock (107): `ls` lists it as corrupt and exits 1, and does not promise that the
+/// next ADD repairs it.
+#[test]
+fn corrupt_journal_or_meta_is_listed() {
+    for file in ["journal", "meta.json"] {
+        let net = TestNet::new();
+        let conf = net.flat_config(V);
+        add_ok(&net, Bin::Ipam, &ipam_att(&net, "a"), &conf);
+        let path = store_dir(&net.ipam_dir(), &net.name).join(file);
+        fs::write(&path, b"{\"cont").expect("garble");
+        let (view, out) = ipam_ls::view(&net.ipam_dir(), &net.name);
+        assert_eq!(out.code, 1, "{file}: ls must fail: {out}");
+        assert!(view["corrupt"].to_string().contains(file), "{file}: {view}");
+        let table = ipam_ls::admin(&["ls", "--data-dir", &net.ipam_dir(), &net.name]);
+        assert!(!table.stdout.contains("repairs it"), "{file}: {table}");
+        let err = call(&net, Bin::Ipam, "ADD", &ipam_att(&net, "b"), &conf);
+        assert_eq!(
+            err.cni_error().map(|e| e.code),
+            Some(107),
+            "{file}: ADD: {err}"
+        );
+    }
+}
+
 #[test]
 fn corrupt_record_is_reported_not_rewritten() {
     let net = TestNet::new();

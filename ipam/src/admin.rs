@@ -113,12 +113,16 @@ fn view(network: String, dir: &Path) -> Result<NetworkView, Error> {
             }),
         }
     }
-    for item in store.scan_attachments()? {
-        if let Err(e) = item {
-            corrupt.push(Corrupt {
-                error: e.to_string(),
-            });
-        }
+    let journal = store.journal_problem();
+    let interrupted = journal.is_none() && store.journal_pending()?;
+    let unreadable = store
+        .scan_attachments()?
+        .into_iter()
+        .filter_map(Result::err);
+    for e in unreadable.chain(store.meta_problem()).chain(journal) {
+        corrupt.push(Corrupt {
+            error: e.to_string(),
+        });
     }
     reservations.sort_by_key(|r| (r.address.is_ipv6(), ip_to_u128(r.address)));
     Ok(NetworkView {
@@ -126,7 +130,7 @@ fn view(network: String, dir: &Path) -> Result<NetworkView, Error> {
         dir: dir.to_path_buf(),
         reservations,
         corrupt,
-        interrupted: store.journal_pending()?,
+        interrupted,
     })
 }
 

@@ -215,6 +215,36 @@ impl FileStore {
         self.dir.join(JOURNAL)
     }
 
+    /// An unreadable `meta.json`, or a format this build does not know: every ADD, DEL
+    /// and GC would stop at its lock (107). For the admin listing, which takes no lock.
+    pub fn meta_problem(&self) -> Option<Error> {
+        let meta = self.dir.join(META);
+        match fsio::read_opt(&meta) {
+            Ok(Some(b)) => match parse_json::<Meta>(&meta, &b) {
+                Ok(m) if m.format > FORMAT => Some(Error::UnsupportedFormat {
+                    path: meta,
+                    found: m.format,
+                    supported: FORMAT,
+                }),
+                Ok(_) => None,
+                Err(e) => Some(e),
+            },
+            Ok(None) => None,
+            Err(e) => Some(Error::io("read", &meta, e)),
+        }
+    }
+
+    /// A `journal` the next lock holder cannot replay (107 for every operation); an
+    /// empty one is replayed (a power loss may leave it so).
+    pub fn journal_problem(&self) -> Option<Error> {
+        let journal = self.journal_path();
+        match fsio::read_opt(&journal) {
+            Ok(Some(b)) if !b.is_empty() => parse_json::<JournalFile>(&journal, &b).err(),
+            Ok(_) => None,
+            Err(e) => Some(Error::io("read", &journal, e)),
+        }
+    }
+
     pub fn journal_pending(&self) -> Result<bool, Error> {
         let p = self.journal_path();
         fsio::exists(&p).map_err(|e| Error::io("stat", p, e))
