@@ -54,12 +54,15 @@ USAGE
 
   Writes <bin-dir>/vbridge, <bin-dir>/vbridge-ipam and <conf-dir>/10-vbridge.conflist,
   each atomically (temp file + fsync + rename); identical files are left alone, and a
-  binary whose `--version` is newer than ours is never replaced.
+  binary whose `--version` is newer than ours is never replaced. Runtimes use the first
+  network config in name order: one that sorts before 10-vbridge.conflist (e.g.
+  10-calico.conflist) is warned about on stderr.
 ";
 
 /// The binaries `install` copies.
 pub const BINARIES: [&str; 2] = ["vbridge", "vbridge-ipam"];
-/// The conflist file name: `10-` sorts before most other lists, and runtimes use the first.
+/// The conflist file name: runtimes use the first list in name order, so `install` warns
+/// about any that sorts before it (`configs_before_ours`).
 pub const CONFLIST: &str = "10-vbridge.conflist";
 
 const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
@@ -323,6 +326,26 @@ pub fn install(opts: &Options) -> Result<Vec<Action>> {
         outcome,
     });
     Ok(actions)
+}
+
+/// Network config files in the runtime's config dir that sort before ours: libcni loads
+/// `*.conf`, `*.conflist` and `*.json` in name order and a runtime (containerd, kubelet's
+/// CRI) uses the first, so any of these makes vbridge's list unused.
+pub fn configs_before_ours(opts: &Options) -> Vec<String> {
+    let dir = under_root(&opts.root, &opts.conf_dir);
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            [".conf", ".conflist", ".json"]
+                .iter()
+                .any(|x| n.ends_with(x))
+                && n.as_str() < CONFLIST
+        })
+        .collect();
+    names.sort();
+    names
 }
 
 /// Longer than any install takes (two `--version` queries of at most 5 s each).
@@ -747,6 +770,26 @@ mod tests {
         let mut o = opts(&t, &t.0);
         o.name = "../etc".into();
         assert!(conflist(&o).is_err());
+    }
+
+    #[test]
+    fn warns_of_configs_the_runtime_would_use_instead() {
+        let t = Tmp::new("shadowed");
+        let o = opts(&t, &source(&t, "0.1.0"));
+        install(&o).expect("install");
+        let dir = t.0.join("root/etc/cni/net.d");
+        for n in [
+            "05-cilium.conflist",
+            "10-calico.conflist",
+            "99-loopback.conf",
+            "00-notes.txt",
+        ] {
+            fs::write(dir.join(n), "{}").expect("write");
+        }
+        assert_eq!(
+            configs_before_ours(&o),
+            ["05-cilium.conflist", "10-calico.conflist"]
+        );
     }
 
     #[test]

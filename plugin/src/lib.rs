@@ -36,7 +36,7 @@ USAGE
   vbridge --version    the version
 
 CONFIG (see README.md for every key)
-  {\"cniVersion\": \"1.1.0\", \"name\": \"mynet\", \"type\": \"vbridge\",
+  {\"cniVersion\": \"1.0.0\", \"name\": \"mynet\", \"type\": \"vbridge\",
    \"bridge\": \"cni0\", \"isGateway\": true, \"isDefaultGateway\": true, \"ipMasq\": true,
    \"ipam\": {\"type\": \"vbridge-ipam\", \"subnet\": \"10.88.0.0/16\"}}
 

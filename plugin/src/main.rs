@@ -65,6 +65,13 @@ fn run_install(args: &[String]) -> i32 {
             for a in actions {
                 println!("vbridge install: {a}");
             }
+            for other in install::configs_before_ours(&opts) {
+                eprintln!(
+                    "vbridge install: warning: {other} sorts before {} in {}: the runtime uses it, not vbridge's (remove or rename it)",
+                    install::CONFLIST,
+                    opts.conf_dir.display()
+                );
+            }
             0
         }
         Err(e) => {
