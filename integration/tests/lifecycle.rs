@@ -348,3 +348,27 @@ fn route_options_are_installed_and_checked() {
     assert_eq!(err.code(), 111, "{err}");
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }
+
+/// A route whose `gw` is 0.0.0.0 is on-link (what the dhcp IPAM reports for DHCP option
+/// 121's router 0.0.0.0): installed through the container interface without a next hop
+/// — not via the network's gateway — and accepted by CHECK.
+#[test]
+fn route_with_unspecified_gateway_is_on_link() {
+    let net = TestNet::new();
+    let mut plugin = net.vbridge_plugin();
+    plugin["ipam"]["routes"] = serde_json::json!([{"dst": "192.0.2.0/24", "gw": "0.0.0.0"}]);
+    let rt = net.runtime(net.conflist("1.0.0", vec![plugin]));
+    let c = Container::new();
+    rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let route = ip::routes(&c.ns)
+        .into_iter()
+        .find(|r| r.dst == "192.0.2.0/24")
+        .expect("the route is in the container");
+    assert_eq!(
+        (route.gateway.as_deref(), route.dev.as_deref()),
+        (None, Some("eth0")),
+        "{route:?}"
+    );
+    rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}

@@ -379,3 +379,18 @@ fn force_address_keeps_the_networks_other_gateway() {
     }
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }
+
+/// A container interface named like the bridge (Multus's `net1` on a bridge called
+/// `net1`): CHECK compares the container end's MAC with the container interface's entry
+/// of prevResult, not the bridge's.
+#[test]
+fn check_with_container_interface_named_like_the_bridge() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let mut c = Container::new();
+    c.att.ifname = net.bridge.clone();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    assert_eq!(res["interfaces"][0]["name"], res["interfaces"][2]["name"]);
+    rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}

@@ -470,6 +470,8 @@ impl<'a> Add<'a> {
             // A link- or host-scope route has no next hop: the kernel refuses a gateway there.
             let on_link = route.scope.is_some_and(|s| s >= 253);
             let gw = match route.gw {
+                // 0.0.0.0 / :: is "on-link" (as dhcp's option 121 says it), not "use ours".
+                Some(g) if g.is_unspecified() => None,
                 None if on_link => None,
                 None => gws
                     .iter()

@@ -29,7 +29,8 @@ pub fn check(req: &Request) -> Result<()> {
     runtime()?.block_on(async {
         let host = netlink::connect_host()?;
         let ctr = netlink::connect_in(&ns)?;
-        let ctr_mac = check_container(&ctr, &req.args.ifname, &prev, &ours).await?;
+        let ctr_mac =
+            check_container(&ctr, &req.args.ifname, &req.args.netns, &prev, &ours).await?;
         check_host(
             &host,
             &conf,
@@ -74,16 +75,21 @@ fn check_firewall(conf: &NetConf, st: &NetState, ours: &[IpNetwork]) -> Result<(
     Ok(())
 }
 
-/// Addresses of prevResult that belong to our container interface.
-fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> {
-    // The sandbox as the runtime spells it now (it may name the netns by another path,
-    // /var/run/netns/x for /run/netns/x), else any sandboxed interface of that name: a
-    // spelling must not make CHECK skip the addresses.
-    let idx = (prev.interfaces.iter())
+/// Our container interface's index in prevResult: the sandbox as the runtime spells it
+/// now (it may name the netns by another path, /var/run/netns/x for /run/netns/x), else
+/// any sandboxed interface of that name — a spelling must not make CHECK skip it, and a
+/// host link of the same name (a bridge called like CNI_IFNAME) is not it.
+fn own_interface(prev: &CniResult, ifname: &str, netns: &str) -> Option<usize> {
+    (prev.interfaces.iter())
         .position(|i| i.name == ifname && i.sandbox == netns)
         .or_else(|| {
             (prev.interfaces.iter()).position(|i| i.name == ifname && !i.sandbox.is_empty())
-        });
+        })
+}
+
+/// Addresses of prevResult that belong to our container interface.
+fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> {
+    let idx = own_interface(prev, ifname, netns);
     prev.ips
         .iter()
         .filter(|ip| ip.interface.is_none() || ip.interface == idx)
@@ -94,6 +100,7 @@ fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> 
 async fn check_container(
     ctr: &Handle,
     ifname: &str,
+    netns: &str,
     prev: &CniResult,
     ours: &[IpNetwork],
 ) -> Result<Vec<u8>> {
@@ -105,10 +112,8 @@ async fn check_container(
             "container interface {ifname} is not a veth"
         )));
     }
-    if let Some(want) = prev
-        .interfaces
-        .iter()
-        .find(|i| i.name == ifname)
+    if let Some(want) = own_interface(prev, ifname, netns)
+        .and_then(|i| prev.interfaces.get(i))
         .map(|i| i.mac.to_lowercase())
     {
         let have = netlink::mac_string(&link);
@@ -145,7 +150,9 @@ async fn check_container(
         // interfaces, which are only looked up. A route to our own subnet is the kernel's
         // connected route (ADD keeps it, gateway or not).
         let own_subnet = ours.iter().any(|n| (n.network(), n.prefix()) == dst);
-        let via_ours = match r.gw {
+        // 0.0.0.0 / :: is "on-link" (dhcp's option 121 says so); the kernel has no gateway.
+        let gw = r.gw.filter(|g| !g.is_unspecified());
+        let via_ours = match gw {
             Some(g) => ours.iter().any(|n| n.contains(g)),
             None => ours.iter().any(|n| n.is_ipv4() == r.dst.is_ipv4()),
         };
@@ -153,14 +160,17 @@ async fn check_container(
         let found = tables[fam].iter().flatten().any(|l| {
             (l.dst.network(), l.dst.prefix()) == dst
                 && (!through_ours || l.oif == Some(link.header.index))
-                && (r.gw.is_none() || l.gw == r.gw || (own_subnet && l.gw.is_none()))
+                && (gw.is_none() || l.gw == gw || (own_subnet && l.gw.is_none()))
                 && table.is_none_or(|t| l.table == t)
                 && priority.is_none_or(|p| l.priority == Some(p))
         });
         if !found {
+            let via = gw.map_or("on-link".to_string(), |g| format!("via {g}"));
+            let table = table.map_or(String::new(), |t| format!(", table {t}"));
+            let priority = priority.map_or(String::new(), |p| format!(", metric {p}"));
             return Err(Error::Check(format!(
-                "route to {} via {:?} (table {table:?}, priority {priority:?}) is missing in the container",
-                r.dst, r.gw
+                "route to {} {via}{table}{priority} is missing from {ifname}",
+                r.dst
             )));
         }
     }
