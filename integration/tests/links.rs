@@ -2,7 +2,7 @@
 //! bridge MAC pinned across attachments, the MTU on both veth ends, `forceAddress`.
 
 use integration::result::gateway_of;
-use integration::{ip, Container, TestNet};
+use integration::{ip, Container, Netns, TestNet};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 
@@ -392,5 +392,43 @@ fn check_with_container_interface_named_like_the_bridge() {
     let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
     assert_eq!(res["interfaces"][0]["name"], res["interfaces"][2]["name"]);
     rt.check(&c.att).unwrap_or_else(|e| panic!("CHECK: {e}"));
+    rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
+}
+
+/// CHECK notices what stops traffic although every address and route is still listed:
+/// the container interface or the host veth down, the gateway gone from the bridge.
+#[test]
+fn check_fails_on_down_links_and_a_missing_gateway() {
+    let net = TestNet::new();
+    let rt = net.runtime(net.vbridge_conflist("1.0.0"));
+    let c = Container::new();
+    let res = rt.add(&c.att).unwrap_or_else(|e| panic!("ADD: {e}"));
+    let veth = res["interfaces"][1]["name"]
+        .as_str()
+        .expect("host veth")
+        .to_string();
+    let gw = format!("{}/{}", gateway_of(&res), net.subnet.prefix);
+    fn link<'a>(dev: &'a str, state: &'a str) -> Vec<&'a str> {
+        vec!["ip", "link", "set", dev, state]
+    }
+    let addr = |op: &'static str| vec!["ip", "addr", op, gw.as_str(), "dev", net.bridge.as_str()];
+    let breakages: Vec<(&Netns, Vec<&str>, Vec<&str>, &str)> = vec![
+        (&net.host, link(&veth, "down"), link(&veth, "up"), "is down"),
+        (&net.host, addr("del"), addr("add"), "gateway"),
+    ];
+    for (ns, cmd, undo, says) in breakages {
+        ip::must_run_in(ns, &cmd);
+        let err = rt
+            .check(&c.att)
+            .expect_err(&format!("CHECK passed after {cmd:?}"));
+        assert!(err.to_string().contains(says), "{cmd:?}: {err}");
+        ip::must_run_in(ns, &undo);
+        rt.check(&c.att)
+            .unwrap_or_else(|e| panic!("CHECK after {undo:?}: {e}"));
+    }
+    // Last: taking the container's link down also drops its routes for good.
+    ip::must_run_in(&c.ns, &link("eth0", "down"));
+    let err = rt.check(&c.att).expect_err("CHECK passed with eth0 down");
+    assert!(err.to_string().contains("eth0 is down"), "{err}");
     rt.del(&c.att).unwrap_or_else(|e| panic!("DEL: {e}"));
 }

@@ -527,6 +527,29 @@ fn check_fails_after_port_vlans_change() {
     bridge_vlan(&["add", "vid", "1"]);
     let err = check().expect_err("CHECK passed with VID 1 on the port");
     assert_check_names_vlan(&err);
+    bridge_vlan(&["del", "vid", "1"]);
+    check().unwrap_or_else(|e| panic!("CHECK after removing VID 1: {e}"));
+
+    // VLAN filtering switched off: the ports keep their VLANs, which separate nothing.
+    let filtering = |on: &str| {
+        ip::must_run_in(
+            &net.host,
+            &[
+                "ip",
+                "link",
+                "set",
+                &net.bridge,
+                "type",
+                "bridge",
+                "vlan_filtering",
+                on,
+            ],
+        );
+    };
+    filtering("0");
+    let err = check().expect_err("CHECK passed with VLAN filtering off");
+    assert_check_names_vlan(&err);
+    filtering("1");
 
     v100.detach(&a);
 }

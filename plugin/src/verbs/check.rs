@@ -1,7 +1,7 @@
-//! CHECK: compares the live state with `prevResult` — container interface, its
-//! addresses and routes, the host veth on the bridge, VLAN membership is left to
-//! `bridge`, the MAC spoof check, the IPAM reservation, and the firewall when configured.
-//! Silent on success.
+//! CHECK: compares the live state with `prevResult` — container interface (up), its
+//! addresses and routes, the host veth (up) on the bridge, the gateway on the bridge,
+//! VLAN filtering and membership (the comparison is `bridge`'s), the MAC spoof check, the
+//! IPAM reservation, and the firewall when configured. Silent on success.
 
 use super::{load, runtime, subnets_of};
 use crate::error::{Error, Result};
@@ -11,11 +11,13 @@ use crate::netns::Netns;
 use crate::state::NetState;
 use crate::{names, netlink};
 use conf::netconf::NetConf;
+use conf::result::IpConfig;
 use conf::skel::Request;
 use conf::CniResult;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::link::InfoKind;
 use rtnetlink::Handle;
+use std::net::IpAddr;
 
 pub fn check(req: &Request) -> Result<()> {
     let conf = load(req)?;
@@ -24,18 +26,28 @@ pub fn check(req: &Request) -> Result<()> {
     })?;
     let prev = CniResult::from_value(prev)?;
     let att = req.args.attachment();
-    let ours: Vec<IpNetwork> = own_addresses(&prev, &req.args.ifname, &req.args.netns);
+    let own = own_ips(&prev, &req.args.ifname, &req.args.netns);
+    let ours: Vec<IpNetwork> = own.iter().map(|ip| ip.address).collect();
+    let gateways: Vec<IpAddr> = own.iter().filter_map(|ip| ip.gateway).collect();
     let ns = Netns::open(&req.args.netns)?;
     runtime()?.block_on(async {
         let host = netlink::connect_host()?;
         let ctr = netlink::connect_in(&ns)?;
-        let ctr_mac =
-            check_container(&ctr, &req.args.ifname, &req.args.netns, &prev, &ours).await?;
+        let ctr_mac = check_container(
+            &ctr,
+            &req.args.ifname,
+            &req.args.netns,
+            !conf.disable_container_interface,
+            &prev,
+            &ours,
+        )
+        .await?;
         check_host(
             &host,
             &conf,
             &names::host_veth(&conf.name, &att.container_id, &att.ifname),
             &ctr_mac,
+            &gateways,
         )
         .await
     })?;
@@ -87,20 +99,21 @@ fn own_interface(prev: &CniResult, ifname: &str, netns: &str) -> Option<usize> {
         })
 }
 
-/// Addresses of prevResult that belong to our container interface.
-fn own_addresses(prev: &CniResult, ifname: &str, netns: &str) -> Vec<IpNetwork> {
+/// The entries of prevResult's `ips` that belong to our container interface.
+fn own_ips<'a>(prev: &'a CniResult, ifname: &str, netns: &str) -> Vec<&'a IpConfig> {
     let idx = own_interface(prev, ifname, netns);
     prev.ips
         .iter()
         .filter(|ip| ip.interface.is_none() || ip.interface == idx)
-        .map(|ip| ip.address)
         .collect()
 }
 
+/// `up`: whether the interface must be up (not with `disableContainerInterface`).
 async fn check_container(
     ctr: &Handle,
     ifname: &str,
     netns: &str,
+    up: bool,
     prev: &CniResult,
     ours: &[IpNetwork],
 ) -> Result<Vec<u8>> {
@@ -110,6 +123,12 @@ async fn check_container(
     if netlink::link_kind(&link) != Some(&InfoKind::Veth) {
         return Err(Error::Check(format!(
             "container interface {ifname} is not a veth"
+        )));
+    }
+    // Down, its addresses and routes are still listed, but nothing flows.
+    if up && !netlink::is_up(&link) {
+        return Err(Error::Check(format!(
+            "container interface {ifname} is down"
         )));
     }
     if let Some(want) = own_interface(prev, ifname, netns)
@@ -177,8 +196,15 @@ async fn check_container(
     netlink::parse_mac(&netlink::mac_string(&link))
 }
 
-/// `ctr_mac`: the container interface's, which a spoof-checked port must let through.
-async fn check_host(host: &Handle, conf: &NetConf, veth: &str, ctr_mac: &[u8]) -> Result<()> {
+/// `ctr_mac`: the container interface's, which a spoof-checked port must let through;
+/// `gateways`: the container's, which gateway mode puts on the bridge.
+async fn check_host(
+    host: &Handle,
+    conf: &NetConf,
+    veth: &str,
+    ctr_mac: &[u8],
+    gateways: &[IpAddr],
+) -> Result<()> {
     let br_name = conf.bridge_name();
     let br = netlink::link_by_name(host, br_name)
         .await?
@@ -194,12 +220,31 @@ async fn check_host(host: &Handle, conf: &NetConf, veth: &str, ctr_mac: &[u8]) -
             "host veth {veth} is not attached to bridge {br_name}"
         )));
     }
+    if !netlink::is_up(&l) {
+        return Err(Error::Check(format!("host veth {veth} is down")));
+    }
     let vlan = conf
         .vlan
         .filter(|v| *v != 0)
         .and_then(|v| u16::try_from(v).ok());
+    // Without a VLAN the gateway is the bridge's own address (with one, on the VLAN's
+    // link, which CHECK leaves to the network).
+    if conf.gateway_mode() && vlan.is_none() && !gateways.is_empty() {
+        let have = netlink::addresses(host, br.header.index).await?;
+        if let Some(g) = gateways.iter().find(|g| !have.iter().any(|(a, _)| a == *g)) {
+            return Err(Error::Check(format!(
+                "gateway {g} is missing from bridge {br_name}"
+            )));
+        }
+    }
     let trunk = conf.trunk_vids()?;
     if vlan.is_some() || !trunk.is_empty() {
+        // Off, the port's VLANs are kept but no longer separate anything.
+        if !crate::bridge::vlan_filtering(&br) {
+            return Err(Error::Check(format!(
+                "bridge {br_name} has VLAN filtering off"
+            )));
+        }
         let have = crate::bridge::port_vlans(host, l.header.index).await?;
         let want = crate::bridge::PortVlans {
             vlan,
@@ -238,9 +283,9 @@ mod tests {
         }))
         .expect("result");
         for netns in ["/run/netns/pod", "/var/run/netns/pod"] {
-            let got = own_addresses(&prev, "eth0", netns);
+            let got = own_ips(&prev, "eth0", netns);
             assert_eq!(got.len(), 1, "{netns}: {got:?}");
         }
-        assert!(own_addresses(&prev, "net1", "/run/netns/pod").is_empty());
+        assert!(own_ips(&prev, "net1", "/run/netns/pod").is_empty());
     }
 }
