@@ -217,6 +217,44 @@ fn delegated_address_is_announced() {
     );
 }
 
+/// A delegate's /32 lease whose router lies outside it (as some DHCP servers hand out):
+/// ADD does not put that gateway on the bridge, and CHECK does not ask for it there.
+#[test]
+fn check_of_a_gateway_outside_the_lease() {
+    let net = TestNet::new();
+    let result = json!({
+        "cniVersion": "1.0.0",
+        "ips": [{"address": format!("{}/32", net.subnet.host(60)), "gateway": net.subnet.host(1).to_string()}],
+    });
+    let dir = script_delegate(
+        &net,
+        "lease-ipam",
+        &format!("[ \"$CNI_COMMAND\" = ADD ] && echo '{result}'\nexit 0\n"),
+    );
+    let mut conf = net.flat_config("1.0.0");
+    conf["ipam"] = json!({"type": "lease-ipam"});
+    conf["isDefaultGateway"] = json!(false);
+    let c = Container::new();
+    let out = add_via(&net, &dir, &conf, &c);
+    assert!(out.success(), "ADD: {out}");
+    let bridge = ip::addrs(&net.host, &net.bridge);
+    assert!(
+        bridge.is_empty(),
+        "a gateway outside the lease on the bridge: {bridge:?}"
+    );
+    conf["prevResult"] = serde_json::from_str(&out.stdout).expect("result JSON");
+    let mut env = cni_env("CHECK", &c.att);
+    env.retain(|(k, _)| k != "CNI_PATH");
+    env.push(("CNI_PATH".into(), dir.clone()));
+    let check = exec(
+        net.host.path(),
+        &paths::vbridge(),
+        &env,
+        conf.to_string().as_bytes(),
+    );
+    assert!(check.success(), "CHECK: {check}");
+}
+
 /// STATUS of a network whose delegated IPAM is not in CNI_PATH: not ready (50, the
 /// spec's STATUS code, naming the plugin), not our exec failure code 110.
 #[test]

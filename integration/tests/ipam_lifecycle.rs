@@ -765,12 +765,16 @@ fn hundred_concurrent_ipam_processes() {
 /// next ADD repairs it.
 #[test]
 fn corrupt_journal_or_meta_is_listed() {
-    for file in ["journal", "meta.json"] {
+    for (file, junk) in [
+        ("journal", "{\"cont"),
+        ("meta.json", "{\"cont"),
+        ("meta.json", "{\"format\":0}"),
+    ] {
         let net = TestNet::new();
         let conf = net.flat_config(V);
         add_ok(&net, Bin::Ipam, &ipam_att(&net, "a"), &conf);
         let path = store_dir(&net.ipam_dir(), &net.name).join(file);
-        fs::write(&path, b"{\"cont").expect("garble");
+        fs::write(&path, junk).expect("garble");
         let (view, out) = ipam_ls::view(&net.ipam_dir(), &net.name);
         assert_eq!(out.code, 1, "{file}: ls must fail: {out}");
         assert!(view["corrupt"].to_string().contains(file), "{file}: {view}");

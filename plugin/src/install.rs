@@ -54,9 +54,9 @@ USAGE
 
   Writes <bin-dir>/vbridge, <bin-dir>/vbridge-ipam and <conf-dir>/10-vbridge.conflist,
   each atomically (temp file + fsync + rename); identical files are left alone, and a
-  binary whose `--version` is newer than ours is never replaced. Runtimes use the first
-  network config in name order: one that sorts before 10-vbridge.conflist (e.g.
-  10-calico.conflist) is warned about on stderr.
+  binary whose `--version` is newer than ours is never replaced. CRI runtimes
+  (containerd, CRI-O) use the first network config in name order: one that sorts before
+  10-vbridge.conflist (e.g. 10-calico.conflist) is warned about on stderr.
 ";
 
 /// The binaries `install` copies.
@@ -328,15 +328,19 @@ pub fn install(opts: &Options) -> Result<Vec<Action>> {
     Ok(actions)
 }
 
-/// Network config files in the runtime's config dir that sort before ours: libcni loads
-/// `*.conf`, `*.conflist` and `*.json` in name order and a runtime (containerd, kubelet's
-/// CRI) uses the first, so any of these makes vbridge's list unused.
+/// Network config files in the runtime's config dir that sort before ours: libcni lists
+/// `*.conf`, `*.conflist` and `*.json` files in name order and CRI runtimes (containerd,
+/// CRI-O) take the first, so any of these leaves vbridge's list unused there.
 pub fn configs_before_ours(opts: &Options) -> Vec<String> {
     let dir = under_root(&opts.root, &opts.conf_dir);
     let mut names: Vec<String> = fs::read_dir(&dir)
         .into_iter()
         .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_type().ok()?.is_file().then_some(())?;
+            e.file_name().into_string().ok()
+        })
         .filter(|n| {
             [".conf", ".conflist", ".json"]
                 .iter()
@@ -786,6 +790,7 @@ mod tests {
         ] {
             fs::write(dir.join(n), "{}").expect("write");
         }
+        fs::create_dir(dir.join("01-backup.conf")).expect("a directory libcni skips");
         assert_eq!(
             configs_before_ours(&o),
             ["05-cilium.conflist", "10-calico.conflist"]

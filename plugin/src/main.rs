@@ -67,7 +67,7 @@ fn run_install(args: &[String]) -> i32 {
             }
             for other in install::configs_before_ours(&opts) {
                 eprintln!(
-                    "vbridge install: warning: {other} sorts before {} in {}: the runtime uses it, not vbridge's (remove or rename it)",
+                    "vbridge install: warning: {other} sorts before {} in {}: CRI runtimes (containerd, CRI-O) use the first network config, so not vbridge's (remove or rename it)",
                     install::CONFLIST,
                     opts.conf_dir.display()
                 );

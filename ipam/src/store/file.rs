@@ -221,11 +221,13 @@ impl FileStore {
         let meta = self.dir.join(META);
         match fsio::read_opt(&meta) {
             Ok(Some(b)) => match parse_json::<Meta>(&meta, &b) {
-                Ok(m) if m.format > FORMAT => Some(Error::UnsupportedFormat {
-                    path: meta,
-                    found: m.format,
-                    supported: FORMAT,
-                }),
+                Ok(m) if m.format != FORMAT && m.format != FORMAT_1 => {
+                    Some(Error::UnsupportedFormat {
+                        path: meta,
+                        found: m.format,
+                        supported: FORMAT,
+                    })
+                }
                 Ok(_) => None,
                 Err(e) => Some(e),
             },

@@ -28,7 +28,12 @@ pub fn check(req: &Request) -> Result<()> {
     let att = req.args.attachment();
     let own = own_ips(&prev, &req.args.ifname, &req.args.netns);
     let ours: Vec<IpNetwork> = own.iter().map(|ip| ip.address).collect();
-    let gateways: Vec<IpAddr> = own.iter().filter_map(|ip| ip.gateway).collect();
+    // As ADD places them: a gateway goes on the bridge with the prefix of the address
+    // it falls in; one outside every address (a /32 lease's router) is not placed.
+    let gateways: Vec<IpAddr> = (own.iter())
+        .filter_map(|ip| ip.gateway)
+        .filter(|g| ours.iter().any(|n| n.contains(*g)))
+        .collect();
     let ns = Netns::open(&req.args.netns)?;
     runtime()?.block_on(async {
         let host = netlink::connect_host()?;
