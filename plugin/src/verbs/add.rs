@@ -28,7 +28,7 @@ const DAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub fn add(req: &Request) -> Result<String> {
     let conf = load(req)?;
     super::addable(&conf)?;
-    let ctr_mac = conf.container_mac(req.args.args.mac.as_deref())?;
+    let asked_mac = conf.container_mac(req.args.args.mac.as_deref())?;
     if (conf.ip_masq || conf.isolate) && !crate::ipam_client::ipam_type(&conf).is_empty() {
         // A fresh machine's usual first failure, found before the bridge, its gateway
         // and the forwarding switch change anything on the host. (Without addresses
@@ -52,7 +52,7 @@ pub fn add(req: &Request) -> Result<String> {
             att: req.args.attachment(),
             host_veth: names::host_veth(&conf.name, &req.args.container_id, &req.args.ifname),
             host_links: IfSock::open()?,
-            ctr_mac,
+            asked_mac,
             allocated: false,
             veth: false,
             displaced: Default::default(),
@@ -76,8 +76,8 @@ struct Add<'a> {
     host_veth: String,
     /// Lookups in the host namespace.
     host_links: IfSock,
-    /// The MAC asked for, if any (checked before anything changes).
-    ctr_mac: Option<[u8; 6]>,
+    /// The container MAC asked for, if any (checked before anything changes).
+    asked_mac: Option<[u8; 6]>,
     allocated: bool,
     veth: bool,
     /// Addresses `forceAddress` removed (link, address, prefix), put back by a rollback.
@@ -285,8 +285,8 @@ impl<'a> Add<'a> {
     }
 
     /// The container interface: up, addresses, routes. Returns `ipres` with its gateways
-    /// filled in, those gateways, and both ends' MACs (read here, while a failure still
-    /// rolls back cleanly).
+    /// filled in, those gateways, and the bridge's and both ends' MACs (read here, while a
+    /// failure still rolls back cleanly).
     async fn configure_links(
         &self,
         ctr: &Container,
@@ -359,7 +359,7 @@ impl<'a> Add<'a> {
         bridge_index: u32,
         leftover: Option<u32>,
     ) -> Result<u32> {
-        let mac = self.ctr_mac.map(|m| m.to_vec());
+        let mac = self.asked_mac.map(|m| m.to_vec());
         let spec = VethSpec {
             host_name: &self.host_veth,
             container_name: &self.req.args.ifname,
