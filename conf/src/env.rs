@@ -130,16 +130,6 @@ impl CmdArgs {
 
     /// Reads and validates the variables `cmd` needs, as skel does: missing ones are
     /// reported together (code 4), a bad container id or ifname names the variable.
-    pub fn from_env(
-        cmd: Command,
-        getenv: &dyn Fn(&str) -> Option<String>,
-        stdin: Vec<u8>,
-    ) -> Result<CmdArgs, Error> {
-        let mut a = CmdArgs::present(cmd, getenv, stdin)?;
-        a.validate(cmd, getenv)?;
-        Ok(a)
-    }
-
     /// The variables `cmd` needs, checked only for presence — what the reference skel
     /// checks before it reads stdin.
     pub fn present(
@@ -211,6 +201,17 @@ impl CmdArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both halves, as `skel` runs them (with stdin read in between).
+    fn from_env(
+        cmd: Command,
+        getenv: &dyn Fn(&str) -> Option<String>,
+        stdin: Vec<u8>,
+    ) -> Result<CmdArgs, Error> {
+        let mut a = CmdArgs::present(cmd, getenv, stdin)?;
+        a.validate(cmd, getenv)?;
+        Ok(a)
+    }
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -230,14 +231,14 @@ mod tests {
 
     #[test]
     fn add_full() {
-        let a = CmdArgs::from_env(Command::Add, &env(&FULL), vec![]).expect("ok");
+        let a = from_env(Command::Add, &env(&FULL), vec![]).expect("ok");
         assert_eq!(a.container_id, "ctr1");
         assert_eq!(a.path.len(), 2);
     }
 
     #[test]
     fn missing_vars_listed() {
-        let e = CmdArgs::from_env(Command::Add, &env(&[("CNI_PATH", "/x")]), vec![]).unwrap_err();
+        let e = from_env(Command::Add, &env(&[("CNI_PATH", "/x")]), vec![]).unwrap_err();
         let m = e.to_string();
         assert!(
             m.contains("CNI_CONTAINERID") && m.contains("CNI_NETNS") && m.contains("CNI_IFNAME"),
@@ -253,17 +254,17 @@ mod tests {
             ("CNI_IFNAME", "eth0"),
             ("CNI_PATH", ""),
         ]);
-        assert!(CmdArgs::from_env(Command::Del, &e, vec![]).is_ok());
+        assert!(from_env(Command::Del, &e, vec![]).is_ok());
     }
 
     #[test]
     fn bad_ids() {
         let mut v = FULL.to_vec();
         v[0] = ("CNI_CONTAINERID", "../x");
-        assert!(CmdArgs::from_env(Command::Add, &env(&v), vec![]).is_err());
+        assert!(from_env(Command::Add, &env(&v), vec![]).is_err());
         let mut v = FULL.to_vec();
         v[2] = ("CNI_IFNAME", "a-very-long-interface");
-        let e = CmdArgs::from_env(Command::Add, &env(&v), vec![]).unwrap_err();
+        let e = from_env(Command::Add, &env(&v), vec![]).unwrap_err();
         assert!(e.to_string().contains("CNI_IFNAME"));
     }
 
