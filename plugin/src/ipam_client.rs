@@ -181,9 +181,14 @@ fn exec(plugin: &str, req: &Request, command: &str) -> Result<Vec<u8>> {
         }
     };
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&req.args.stdin)
-            .map_err(|e| exec_err(format!("failed to write its stdin: {e}")))?;
+        match stdin.write_all(&req.args.stdin) {
+            // A plugin may exit without reading its config: judged by its exit status, as
+            // Go's os/exec (so libcni) ignores the broken pipe.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(exec_err(format!("failed to write its stdin: {e}")));
+            }
+            _ => {}
+        }
     }
     let out = child
         .wait_with_output()
