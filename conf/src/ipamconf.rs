@@ -250,7 +250,8 @@ fn parse_requested(s: &str, field: &str) -> Result<IpAddr, String> {
         Some((ip, p)) => (ip, Some(p)),
         None => (s, None),
     };
-    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    // An IPv4-mapped IPv6 address is the IPv4 one, as host-local reads it.
+    let ip: IpAddr = ip.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
     let max = if ip.is_ipv4() { 32 } else { 128 };
     if prefix.is_some_and(|p| !p.parse::<u8>().is_ok_and(|p| p <= max)) {
         return Err(bad());
@@ -293,12 +294,27 @@ impl IpamSection {
                 problem.get_or_insert(format!("{field} is an empty range set"));
                 continue;
             }
+            // The legacy keys are the set's one range: `ipam.subnet`, not `ipam[0].subnet`.
+            let name = |j: usize| match field.as_str() {
+                "ipam" => field.clone(),
+                _ => format!("{field}[{j}]"),
+            };
             let ranges = set
                 .iter()
                 .enumerate()
-                .map(|(j, r)| r.canonicalize(&format!("{field}[{j}]")))
-                .collect::<Result<Vec<_>, _>>();
+                .map(|(j, r)| r.canonicalize(&name(j)))
+                .collect::<Result<Vec<Range>, _>>();
             match ranges {
+                // One address per set: a set of both families would hand out one or the
+                // other depending on how full it is (host-local refuses it too).
+                Ok(r)
+                    if r.iter()
+                        .any(|x| x.subnet.is_ipv4() != r[0].subnet.is_ipv4()) =>
+                {
+                    problem.get_or_insert(format!(
+                        "{field} mixes IPv4 and IPv6 ranges: put each family in its own range set for dual stack"
+                    ));
+                }
                 Ok(r) => sets.push(r),
                 Err(e) => {
                     problem.get_or_insert(e.message());
@@ -669,6 +685,31 @@ mod tests {
             assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
             assert!(e.to_string().contains("ipam.routes[0].gw"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_range_set_of_both_families_is_refused_on_add() {
+        let c = conf(r#"{"ranges":[[{"subnet":"10.0.0.0/30"},{"subnet":"fd00::/126"}]]}"#)
+            .expect("DEL can build it");
+        let e = c.validate_for_add().expect_err("mixed families");
+        assert!(e.to_string().contains("ipam.ranges[0] mixes"), "{e}");
+    }
+
+    #[test]
+    fn legacy_keys_are_named_as_written() {
+        let e = conf(r#"{"subnet":"10.1.0.0/24","rangeStart":"10.2.0.1"}"#)
+            .and_then(|c| c.validate_for_add())
+            .expect_err("rangeStart outside the subnet");
+        assert!(e.to_string().contains("ipam.rangeStart"), "{e}");
+        assert!(!e.to_string().contains("ipam[0]"), "{e}");
+    }
+
+    #[test]
+    fn ipv4_mapped_request_is_the_ipv4_address() {
+        assert_eq!(
+            parse_requested("::ffff:10.0.0.5", "IP"),
+            Ok("10.0.0.5".parse().expect("ip"))
+        );
     }
 
     #[test]
