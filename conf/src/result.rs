@@ -68,6 +68,12 @@ pub struct Route {
 }
 
 impl Route {
+    /// The gateway as the kernel takes it: 0.0.0.0 / `::` means on-link (what dhcp reports
+    /// for option 121's router 0.0.0.0), no next hop at all.
+    pub fn next_hop(&self) -> Option<IpAddr> {
+        self.gw.filter(|g| !g.is_unspecified())
+    }
+
     pub fn new(dst: IpNetwork, gw: Option<IpAddr>) -> Self {
         Route {
             dst,

@@ -469,10 +469,9 @@ impl<'a> Add<'a> {
         for route in &r.routes {
             // A link- or host-scope route has no next hop: the kernel refuses a gateway there.
             let on_link = route.scope.is_some_and(|s| s >= 253);
-            let gw = match route.gw {
-                // 0.0.0.0 / :: is "on-link" (as dhcp's option 121 says it), not "use ours".
-                Some(g) if g.is_unspecified() => None,
-                None if on_link => None,
+            let gw = match route.next_hop() {
+                // An on-link gw (0.0.0.0 / ::) is not "use ours".
+                None if route.gw.is_some() || on_link => None,
                 None => gws
                     .iter()
                     .copied()
@@ -494,17 +493,11 @@ impl<'a> Add<'a> {
         if !self.conf.gateway_mode() {
             return Ok(());
         }
-        let prefix_of = |gw: IpAddr| {
-            (r.ips.iter())
-                .find(|i| i.address.contains(gw))
-                .map(|i| i.address.prefix())
-        };
         // The network's gateways as this ADD puts them (two range sets of a family have
         // two): forceAddress removes neither, but does remove one of them with a stale
         // prefix (a subnet that changed size).
-        let ours: Vec<(IpAddr, u8)> = (gws.iter())
-            .filter_map(|g| prefix_of(*g).map(|p| (*g, p)))
-            .collect();
+        let addrs: Vec<IpNetwork> = r.ips.iter().map(|i| i.address).collect();
+        let ours = super::bridge_gateways(gws, &addrs);
         for &(gw, prefix) in &ours {
             if self.conf.force_address {
                 let mut removed = Vec::new();

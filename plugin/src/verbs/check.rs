@@ -28,11 +28,9 @@ pub fn check(req: &Request) -> Result<()> {
     let att = req.args.attachment();
     let own = own_ips(&prev, &req.args.ifname, &req.args.netns);
     let ours: Vec<IpNetwork> = own.iter().map(|ip| ip.address).collect();
-    // As ADD places them: a gateway goes on the bridge with the prefix of the address
-    // it falls in; one outside every address (a /32 lease's router) is not placed.
-    let gateways: Vec<IpAddr> = (own.iter())
-        .filter_map(|ip| ip.gateway)
-        .filter(|g| ours.iter().any(|n| n.contains(*g)))
+    let gws: Vec<IpAddr> = own.iter().filter_map(|ip| ip.gateway).collect();
+    let gateways: Vec<IpAddr> = (super::bridge_gateways(&gws, &ours).into_iter())
+        .map(|(g, _)| g)
         .collect();
     let ns = Netns::open(&req.args.netns)?;
     runtime()?.block_on(async {
@@ -174,8 +172,7 @@ async fn check_container(
         // interfaces, which are only looked up. A route to our own subnet is the kernel's
         // connected route (ADD keeps it, gateway or not).
         let own_subnet = ours.iter().any(|n| (n.network(), n.prefix()) == dst);
-        // 0.0.0.0 / :: is "on-link" (dhcp's option 121 says so); the kernel has no gateway.
-        let gw = r.gw.filter(|g| !g.is_unspecified());
+        let gw = r.next_hop();
         let via_ours = match gw {
             Some(g) => ours.iter().any(|n| n.contains(g)),
             None => ours.iter().any(|n| n.is_ipv4() == r.dst.is_ipv4()),

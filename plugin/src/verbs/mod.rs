@@ -66,6 +66,21 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::io("failed to start the netlink runtime", e))
 }
 
+/// The gateways gateway mode puts on the bridge, each with the prefix of the container
+/// address it falls in — ADD places them so and CHECK looks for them so; one outside
+/// every address (a /32 lease's router) is not placed.
+pub(crate) fn bridge_gateways(
+    gws: &[std::net::IpAddr],
+    addrs: &[ipnetwork::IpNetwork],
+) -> Vec<(std::net::IpAddr, u8)> {
+    (gws.iter())
+        .filter_map(|g| {
+            let n = addrs.iter().find(|n| n.contains(*g))?;
+            Some((*g, n.prefix()))
+        })
+        .collect()
+}
+
 /// The network's subnets as seen in an IPAM result (address with host bits cleared).
 pub(crate) fn subnets_of(ips: &[ipnetwork::IpNetwork]) -> Vec<ipnetwork::IpNetwork> {
     let mut out: Vec<ipnetwork::IpNetwork> = ips
